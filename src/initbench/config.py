@@ -1,0 +1,234 @@
+"""``params.yaml`` loaded into typed, frozen, validated config objects.
+
+This is the only place the parameters are read. Every key is required (``params.yaml`` is the
+single source of truth, so no second default lives here), unknown keys are rejected, and every
+error names the field, the value given and what is allowed, before any stage does work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from initbench import initializers
+from initbench.datasets import DATASETS
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "leaky_relu", "swish", "linear")
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw", "nadam")
+
+
+class ConfigError(ValueError):
+    """Invalid parameters; the message names the field, the value and what is allowed."""
+
+
+def _fail(field: str, value: Any, allowed: str) -> typing.NoReturn:
+    raise ConfigError(f"params: {field}: got {value!r}; allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str
+    val_fraction: float
+    standardize: bool
+    split_seed: int
+    train_limit: int | None
+    test_limit: int | None
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            _fail("data.dataset", self.dataset, ", ".join(sorted(DATASETS)))
+        if not 0.0 < self.val_fraction < 1.0:
+            _fail("data.val_fraction", self.val_fraction, "a number strictly between 0 and 1")
+        for name in ("train_limit", "test_limit"):
+            value = getattr(self, name)
+            if value is not None and value < 100:
+                _fail(f"data.{name}", value, "null (all images) or an integer >= 100")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden: tuple[int, ...]
+    activation: str
+
+    def __post_init__(self) -> None:
+        if not self.hidden or any(w <= 0 for w in self.hidden):
+            _fail("model.hidden", list(self.hidden), "a non-empty list of positive layer widths")
+        if self.activation not in ACTIVATIONS:
+            _fail("model.activation", self.activation, ", ".join(ACTIVATIONS))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: str
+    learning_rate: float
+    momentum: float
+    batch_size: int
+    epochs: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            _fail("train.optimizer", self.optimizer, ", ".join(OPTIMIZERS))
+        if not self.learning_rate > 0:
+            _fail("train.learning_rate", self.learning_rate, "a number > 0")
+        if not 0.0 <= self.momentum < 1.0:
+            _fail("train.momentum", self.momentum, "a number in [0, 1)")
+        if self.batch_size <= 0:
+            _fail("train.batch_size", self.batch_size, "an integer > 0")
+        if self.epochs <= 0:
+            _fail("train.epochs", self.epochs, "an integer > 0")
+
+
+@dataclass(frozen=True)
+class InitializerSpec:
+    """One entry of ``initializers``: the label (run and stage name), registry name and args."""
+
+    label: str
+    name: str
+    args: Mapping[str, Any]
+
+    @classmethod
+    def parse(cls, label: str, raw: Any) -> InitializerSpec:
+        field = f"initializers.{label}"
+        if raw is None:
+            raw = {}
+        elif isinstance(raw, str):
+            raw = {"name": raw}
+        if not isinstance(raw, Mapping):
+            _fail(field, raw, "null, a registry name, or a mapping {name: ..., <args>}")
+        args = dict(raw)
+        name = args.pop("name", label)
+        try:
+            resolved = initializers.resolve_args(name, args)
+        except initializers.InitializerError as err:
+            raise ConfigError(f"params: {field}: {err}") from None
+        return cls(label, name, types.MappingProxyType(resolved))
+
+
+@dataclass(frozen=True)
+class Params:
+    experiment: str
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    initializers: Mapping[str, InitializerSpec]
+
+    def initializer(self, label: str) -> InitializerSpec:
+        if label not in self.initializers:
+            _fail("initializer", label, ", ".join(self.initializers))
+        return self.initializers[label]
+
+    def flat(self) -> dict[str, Any]:
+        """Every parameter but the initializer list, flattened with dotted keys (for MLflow)."""
+        out: dict[str, Any] = {"experiment": self.experiment}
+        for section in ("data", "model", "train"):
+            for key, value in dataclasses.asdict(getattr(self, section)).items():
+                out[f"{section}.{key}"] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _coerce(field: str, value: Any, hint: Any) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(field, value, inner)
+    if origin is tuple:
+        if not isinstance(value, Sequence) or isinstance(value, str):
+            _fail(field, value, "a list")
+        return tuple(_coerce(f"{field}[{i}]", v, args[0]) for i, v in enumerate(value))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if (hint in (int, float) and isinstance(value, bool)) or not isinstance(value, hint):
+        _fail(field, value, _TYPE_WORDS[hint])
+    return value
+
+
+def _section(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, Mapping):
+        _fail(prefix, raw, "a mapping")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        _fail(f"{prefix}.{unknown[0]}", raw[unknown[0]], f"known keys of {prefix}: {', '.join(names)}")
+    missing = [n for n in names if n not in raw]
+    if missing:
+        raise ConfigError(f"params: {prefix}.{missing[0]}: missing (required key)")
+    return cls(**{n: _coerce(f"{prefix}.{n}", raw[n], hints[n]) for n in names})
+
+
+def from_dict(raw: Any) -> Params:
+    """Validate a parsed params mapping into :class:`Params`."""
+    if not isinstance(raw, Mapping):
+        _fail("<top level>", raw, "a mapping")
+    top = ("experiment", "data", "model", "train", "initializers")
+    unknown = sorted(set(raw) - set(top))
+    if unknown:
+        _fail(unknown[0], raw[unknown[0]], f"known top-level keys: {', '.join(top)}")
+    for key in top:
+        if key not in raw:
+            raise ConfigError(f"params: {key}: missing (required key)")
+    if not isinstance(raw["experiment"], str) or not raw["experiment"].strip():
+        _fail("experiment", raw["experiment"], "a non-empty MLflow experiment name")
+    inits = raw["initializers"]
+    if not isinstance(inits, Mapping) or not inits:
+        _fail("initializers", inits, "a non-empty mapping label -> name or {name: ..., <args>}")
+    for label in inits:
+        if not isinstance(label, str) or not label.replace("_", "").replace("-", "").isalnum():
+            _fail("initializers", label, "labels of letters, digits, '_' and '-'")
+    return Params(
+        experiment=raw["experiment"],
+        data=_section(DataConfig, raw["data"], "data"),
+        model=_section(ModelConfig, raw["model"], "model"),
+        train=_section(TrainConfig, raw["train"], "train"),
+        initializers=types.MappingProxyType(
+            {label: InitializerSpec.parse(label, spec) for label, spec in inits.items()}
+        ),
+    )
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (value parsed as YAML), like ``dvc exp run -S``.
+
+    An empty value (``train.epochs=``) leaves the key as it is: that is how MLproject entry points
+    say "use params.yaml" without defining a second default.
+    """
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected key.path=value")
+        if text == "":
+            continue
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a mapping")
+        node[leaf] = yaml.safe_load(text)
+    return raw
+
+
+def load(path: Path, overrides: Sequence[str] = ()) -> Params:
+    """Read and validate ``params.yaml`` (with optional overrides)."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"params file {path} does not exist") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"params file {path} is not valid YAML: {err}") from None
+    if isinstance(raw, dict):
+        raw = apply_overrides(raw, overrides)
+    return from_dict(raw)

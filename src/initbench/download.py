@@ -1,0 +1,119 @@
+"""The ``download`` stage: fetch a dataset's four IDX gzip files into ``data/raw/<dataset>/``.
+
+Sources are tried in order: the local directory named by ``$INITBENCH_DATA_DIR`` (the files
+directly in it, or in ``<dir>/<dataset>/``), then the public mirrors. Every file is verified
+against its pinned SHA-256 (see :mod:`initbench.datasets`) before it is moved into place with an
+atomic rename, so an interrupted or failed fetch never leaves a partial file behind.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from initbench.datasets import DATASETS, DatasetSpec, IdxFile
+
+DATA_DIR_ENV = "INITBENCH_DATA_DIR"
+TIMEOUT_S = 30
+
+
+class DownloadError(RuntimeError):
+    """Every source failed for a file; the message lists each source and why."""
+
+
+def _sha256(path: Path, decompress: bool = False) -> str:
+    digest = hashlib.sha256()
+    opener = gzip.open if decompress else open
+    with opener(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(path: Path, spec: IdxFile) -> None:
+    """Raise ValueError unless ``path`` is ``spec``'s file (gzip or content SHA-256 matches)."""
+    if spec.gz_sha256 is not None and _sha256(path) == spec.gz_sha256:
+        return
+    try:
+        content = _sha256(path, decompress=True)
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise ValueError(f"not a valid gzip file ({err})") from None
+    if content != spec.sha256:
+        raise ValueError(f"SHA-256 of the content is {content}, expected {spec.sha256}")
+
+
+def _local_candidates(dataset: str) -> list[Path]:
+    base = os.environ.get(DATA_DIR_ENV)
+    if not base:
+        return []
+    return [Path(base) / dataset, Path(base)]
+
+
+def _copy_local(src: Path, tmp: Path) -> None:
+    if not src.is_file():
+        raise FileNotFoundError(f"no such file {src}")
+    shutil.copyfile(src, tmp)
+
+
+def _fetch_url(url: str, tmp: Path) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": "initbench"})
+    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, open(tmp, "wb") as out:
+        shutil.copyfileobj(response, out)
+
+
+def fetch_file(spec: IdxFile, dataset: DatasetSpec, dest: Path) -> str:
+    """Fetch one file into ``dest`` (atomically); return the source that worked."""
+    sources: list[tuple[str, object]] = [
+        (str(d / spec.name), lambda t, d=d: _copy_local(d / spec.name, t))
+        for d in _local_candidates(dataset.name)
+    ]
+    sources += [(m + spec.name, lambda t, m=m: _fetch_url(m + spec.name, t)) for m in dataset.mirrors]
+    failures = []
+    for label, get in sources:
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{spec.name}.", suffix=".part")
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            get(tmp)
+            verify(tmp, spec)
+            os.replace(tmp, dest)
+            return label
+        except Exception as err:
+            failures.append(f"  - {label}: {type(err).__name__}: {err}")
+        finally:
+            tmp.unlink(missing_ok=True)
+    hint = (
+        f"To work offline, put the four files of {dataset.name!r} in a directory and set "
+        f"{DATA_DIR_ENV} to it (the files directly in it or in <dir>/{dataset.name}/)."
+    )
+    if not os.environ.get(DATA_DIR_ENV):
+        hint += f" {DATA_DIR_ENV} is not set."
+    raise DownloadError(
+        f"could not fetch {spec.name} of {dataset.name!r}; sources tried:\n"
+        + "\n".join(failures) + f"\n{hint}"
+    )
+
+
+def download(dataset: str, out_dir: Path) -> dict[str, str]:
+    """Fetch all four files of ``dataset`` into ``out_dir``; return file name -> source."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; allowed: {', '.join(sorted(DATASETS))}")
+    spec = DATASETS[dataset]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    used = {}
+    for idx_file in spec.files.values():
+        dest = out_dir / idx_file.name
+        if dest.exists():
+            try:
+                verify(dest, idx_file)
+                used[idx_file.name] = "already present"
+                continue
+            except ValueError:
+                dest.unlink()
+        used[idx_file.name] = fetch_file(idx_file, spec, dest)
+    return used

@@ -1,0 +1,62 @@
+"""Model construction: the study's MLP with one initializer applied to every kernel.
+
+Default architecture (from ``params.yaml``): Flatten -> Dense(128, relu) -> Dense(10, softmax).
+Every kernel gets the configured initializer, every bias zeros. Each layer gets its own
+initializer instance with its own seed, derived from the model seed and the layer's index
+(``numpy.random.SeedSequence``), so layers never share draws and reruns are identical.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from initbench import initializers
+from initbench.config import InitializerSpec, ModelConfig, TrainConfig
+
+INPUT_SHAPE = (28, 28)
+
+
+def layer_seed(model_seed: int, layer_index: int) -> int:
+    """A distinct, reproducible 31-bit seed for layer ``layer_index`` of a model."""
+    return int(np.random.SeedSequence([model_seed, layer_index]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def build_model(
+    cfg: ModelConfig, spec: InitializerSpec, seed: int, n_classes: int = 10
+) -> keras.Model:
+    """Build (uncompiled) the MLP of ``cfg`` with ``spec`` on every kernel."""
+    inputs = keras.Input(shape=INPUT_SHAPE, name="image")
+    x = keras.layers.Flatten(name="flatten")(inputs)
+    widths = [*cfg.hidden, n_classes]
+    for i, width in enumerate(widths):
+        last = i == len(widths) - 1
+        x = keras.layers.Dense(
+            width,
+            activation="softmax" if last else cfg.activation,
+            kernel_initializer=initializers.make(spec.name, layer_seed(seed, i), spec.args),
+            bias_initializer="zeros",
+            name="output" if last else f"dense_{i}",
+        )(x)
+    return keras.Model(inputs, x, name=f"mlp_{spec.label}")
+
+
+def make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum)
+    factories = {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "nadam": keras.optimizers.Nadam,
+        "rmsprop": keras.optimizers.RMSprop,
+    }
+    return factories[cfg.optimizer](cfg.learning_rate)
+
+
+def compile_model(model: keras.Model, cfg: TrainConfig) -> keras.Model:
+    model.compile(
+        optimizer=make_optimizer(cfg),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model

@@ -1,0 +1,94 @@
+"""The ``normalize`` stage: raw IDX files -> ``data/processed/<dataset>.npz`` + stats JSON.
+
+Pixels are scaled to float32 in [0, 1]; optionally standardized with the *training* split's mean
+and standard deviation (never the test set's, to avoid leaking it). The validation split is a
+seeded, stratified split of the training set (scikit-learn's ``train_test_split``). The archive
+holds plain arrays (no pickle): x_train, y_train, x_val, y_val, x_test, y_test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from initbench.config import DataConfig
+from initbench.datasets import DATASETS
+from initbench.idx import read_pair
+
+SPLITS = ("train", "val", "test")
+
+
+def _stratified_subset(x: np.ndarray, y: np.ndarray, n: int | None, seed: int):
+    if n is None or n >= len(y):
+        return x, y
+    keep, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y, random_state=seed)
+    keep = np.sort(keep)
+    return x[keep], y[keep]
+
+
+def build_arrays(raw_dir: Path, cfg: DataConfig) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Parse, subset, split and scale; returns the arrays and their statistics."""
+    files = DATASETS[cfg.dataset].files
+    x_all, y_all = read_pair(raw_dir / files["train_images"].name, raw_dir / files["train_labels"].name)
+    x_test, y_test = read_pair(raw_dir / files["test_images"].name, raw_dir / files["test_labels"].name)
+    x_all, y_all = _stratified_subset(x_all, y_all, cfg.train_limit, cfg.split_seed)
+    x_test, y_test = _stratified_subset(x_test, y_test, cfg.test_limit, cfg.split_seed)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_all, y_all, test_size=cfg.val_fraction, stratify=y_all, random_state=cfg.split_seed
+    )
+    arrays = {"x_train": x_train, "x_val": x_val, "x_test": x_test}
+    arrays = {k: v.astype(np.float32) / np.float32(255.0) for k, v in arrays.items()}
+    mean = float(arrays["x_train"].mean(dtype=np.float64))
+    std = float(arrays["x_train"].std(dtype=np.float64))
+    if cfg.standardize:
+        arrays = {k: ((v - mean) / std).astype(np.float32) for k, v in arrays.items()}
+    labels = {"y_train": y_train, "y_val": y_val, "y_test": y_test}
+    arrays.update({k: v.astype(np.int64) for k, v in labels.items()})
+    n_classes = len(DATASETS[cfg.dataset].classes)
+    stats = {
+        "dataset": cfg.dataset,
+        "train_pixel_mean": mean,
+        "train_pixel_std": std,
+        "standardized": cfg.standardize,
+        "n": {s: len(arrays[f"y_{s}"]) for s in SPLITS},
+        "class_counts": {
+            s: np.bincount(arrays[f"y_{s}"], minlength=n_classes).tolist() for s in SPLITS
+        },
+    }
+    return arrays, stats
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _save_npz(tmp: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+
+
+def normalize(raw_dir: Path, out_npz: Path, out_stats: Path, cfg: DataConfig) -> dict[str, Any]:
+    """Run the stage: write the archive and the stats JSON atomically; return the stats."""
+    arrays, stats = build_arrays(raw_dir, cfg)
+    _atomic_write(out_npz, lambda tmp: _save_npz(tmp, arrays))
+    _atomic_write(out_stats, lambda tmp: tmp.write_text(json.dumps(stats, indent=2) + "\n"))
+    return stats
+
+
+def load(npz: Path) -> dict[str, np.ndarray]:
+    """Load the processed archive (no pickle)."""
+    with np.load(npz, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}

@@ -1,0 +1,144 @@
+"""The ``train`` stage: train one model for one initializer and record it in DVC and MLflow.
+
+Outputs (in the stage's output directory): the model (``model.keras``), the per-epoch curves
+(``history.csv``, for ``dvc plots``) and a metrics JSON carrying the MLflow run id, so the run
+stays findable when DVC later restores these files from its cache.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import mlflow
+import numpy as np
+import tensorflow as tf
+
+from initbench import initializers, normalize, tracking
+from initbench.config import Params
+from initbench.model import build_model, compile_model, layer_seed
+from initbench.paths import HISTORY_FILE, MODEL_FILE, TRAIN_METRICS_FILE
+
+TARGET_VAL_ACCURACY = 0.97
+CURVE_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Collects per-epoch metrics and wall time; sends each epoch to MLflow in one batch."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.rows: list[dict[str, float]] = []
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        row = {k: float(logs[k]) for k in CURVE_KEYS}
+        row["epoch_seconds"] = time.perf_counter() - self._t0
+        self.rows.append({"epoch": epoch + 1, **row})
+        tracking.log_metrics_batch(self.run_id, epoch + 1, row)
+
+
+def epochs_to_reach(values: list[float], target: float) -> int | None:
+    """First (1-based) epoch whose value is >= target, or None."""
+    return next((i + 1 for i, v in enumerate(values) if v >= target), None)
+
+
+def run_params(params: Params, label: str) -> dict[str, Any]:
+    """Every effective parameter of one run, flattened (what MLflow records)."""
+    spec = params.initializer(label)
+    out = params.flat()
+    out["initializer.label"] = label
+    out["initializer.name"] = spec.name
+    out.update({f"initializer.{k}": v for k, v in spec.args.items()})
+    n_layers = len(params.model.hidden) + 1
+    seeds = [layer_seed(params.train.seed, i) for i in range(n_layers)]
+    config = initializers.make(spec.name, seeds[0], spec.args).get_config()
+    out.update({f"initializer.keras.{k}": v for k, v in config.items() if k != "seed"})
+    out["initializer.keras.class"] = type(initializers.make(spec.name, 0, spec.args)).__name__
+    out["initializer.layer_seeds"] = seeds
+    return out
+
+
+def _write_history(path: Path, rows: list[dict[str, float]]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def train(params: Params, label: str, data_npz: Path, out_dir: Path, root: Path) -> dict[str, Any]:
+    """Train the model of initializer ``label``; write ``out_dir`` atomically; return metrics."""
+    spec = params.initializer(label)
+    data = normalize.load(data_npz)
+    keras.utils.set_random_seed(params.train.seed)
+    tf.config.experimental.enable_op_determinism()
+    model = compile_model(build_model(params.model, spec, params.train.seed), params.train)
+
+    data_sha = tracking.file_sha256(data_npz)
+    tags = {tracking.STAGE_TAG: f"train@{label}", tracking.DATA_TAG: data_sha}
+    with tracking.start_child_run(label, params.experiment, root, tags) as run:
+        run_id = run.info.run_id
+        mlflow.log_params(run_params(params, label))
+        dataset = mlflow.data.from_numpy(
+            data["x_train"], targets=data["y_train"], source=str(data_npz),
+            name=f"{params.data.dataset}-train", digest=data_sha[:16],
+        )
+        mlflow.log_input(dataset, context="training")
+        logger = EpochLogger(run_id)
+        start = time.perf_counter()
+        model.fit(
+            data["x_train"], data["y_train"],
+            validation_data=(data["x_val"], data["y_val"]),
+            batch_size=params.train.batch_size, epochs=params.train.epochs,
+            shuffle=True, callbacks=[logger], verbose=2,
+        )
+        seconds = time.perf_counter() - start
+        val_acc = [r["val_accuracy"] for r in logger.rows]
+        metrics = {
+            "run_id": run_id,
+            "final_loss": logger.rows[-1]["loss"],
+            "final_accuracy": logger.rows[-1]["accuracy"],
+            "final_val_loss": logger.rows[-1]["val_loss"],
+            "final_val_accuracy": val_acc[-1],
+            "best_val_accuracy": max(val_acc),
+            "epochs_to_val_97": epochs_to_reach(val_acc, TARGET_VAL_ACCURACY),
+            "train_seconds": seconds,
+        }
+        mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
+
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+        try:
+            model.save(tmp / MODEL_FILE)
+            _write_history(tmp / HISTORY_FILE, logger.rows)
+            (tmp / TRAIN_METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+            mlflow.log_artifact(str(tmp / HISTORY_FILE), "curves")
+            sample = data["x_val"][:5]
+            mlflow.tensorflow.log_model(
+                model, name="model",
+                signature=mlflow.models.infer_signature(sample, model.predict(sample, verbose=0)),
+                pip_requirements=[f"tensorflow-cpu=={tf.__version__}", f"keras=={keras.__version__}"],
+            )
+            if out_dir.exists():
+                shutil.rmtree(out_dir)
+            tmp.rename(out_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return metrics
+
+
+def read_history(path: Path) -> dict[str, np.ndarray]:
+    """The curves written by :func:`train`, column -> array."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
