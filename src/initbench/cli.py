@@ -91,10 +91,14 @@ def cmd_pipeline(args: argparse.Namespace, paths: Paths) -> None:
 def cmd_initializers(args: argparse.Namespace, paths: Paths | None) -> None:
     from initbench import initializers
 
+    if getattr(args, "markdown", False):
+        print(initializers.markdown_table())
+        return
     for name in initializers.names():
         info = initializers.get_info(name)
         defaults = ", ".join(f"{k}={v}" for k, v in info.defaults.items()) or "-"
-        print(f"{name:16} Var={info.variance:28} {info.distribution} [{defaults}]"
+        data = " [needs data]" if info.data_dependent else ""
+        print(f"{name:16}{data} Var={info.variance}; {info.distribution} [{defaults}]"
               f" for {info.activation}; {info.reference}")
 
 
@@ -129,8 +133,10 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument(flag, required=True)
     s = stage("pipeline", cmd_pipeline, "run `dvc repro` (used by MLproject's main entry point)")
     s.add_argument("dvc_args", nargs=argparse.REMAINDER, help="passed on to dvc repro")
-    sub.add_parser("initializers", help="list the registered initializers").set_defaults(
-        func=cmd_initializers, params=None)
+    s = sub.add_parser("initializers", help="list the registered initializers")
+    s.add_argument("--markdown", action="store_true",
+                   help="print docs/initializers.md (table, gains, common formula mistakes)")
+    s.set_defaults(func=cmd_initializers, params=None)
     return p
 
 

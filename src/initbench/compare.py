@@ -18,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
 from initbench import tracking
@@ -110,6 +111,7 @@ def compare(
         for k, r in rows.items():
             client.set_tag(parent_id, f"initbench.child.{k}", r["run_id"])
         client.set_tag(parent_id, tracking.STAGE_TAG, "compare")
+        client.log_batch(parent_id, params=[Param(k, str(v)) for k, v in params.flat().items()])
         client.log_artifacts(parent_id, str(tmp), "comparison")
         if not os.environ.get(tracking.PARENT_ENV):
             client.set_terminated(parent_id, "FINISHED")

@@ -188,7 +188,7 @@ def from_dict(raw: Any) -> Params:
     for label in inits:
         if not isinstance(label, str) or not label.replace("_", "").replace("-", "").isalnum():
             _fail("initializers", label, "labels of letters, digits, '_' and '-'")
-    return Params(
+    params = Params(
         experiment=raw["experiment"],
         data=_section(DataConfig, raw["data"], "data"),
         model=_section(ModelConfig, raw["model"], "model"),
@@ -197,6 +197,12 @@ def from_dict(raw: Any) -> Params:
             {label: InitializerSpec.parse(label, spec) for label, spec in inits.items()}
         ),
     )
+    for label, spec in params.initializers.items():
+        try:  # e.g. `gain: auto` needs an activation with a known gain
+            initializers.effective_args(spec.name, spec.args, params.model.activation)
+        except initializers.InitializerError as err:
+            raise ConfigError(f"params: initializers.{label}: {err}") from None
+    return params
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

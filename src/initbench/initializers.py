@@ -5,22 +5,36 @@ Every entry maps a Keras snake_case name to a factory ``build(seed=..., **args)`
 seeded with an int draw the same values every call, so one instance shared by two layers of the
 same shape would give them identical weights.
 
-Keras' built-ins are used wherever Keras has the scheme. Conventions (fan_in/fan_out as Keras
+Keras' built-ins are used wherever Keras has the scheme; what it lacks (sparse, a square-only
+identity) lives in :mod:`initbench.custom_initializers`. Conventions (fan_in/fan_out as Keras
 computes them: for a Dense kernel of shape (in, out), fan_in = in and fan_out = out; for a conv
-kernel (kh, kw, c_in, c_out), fan_in = kh*kw*c_in and fan_out = kh*kw*c_out).
+kernel (kh, kw, c_in, c_out), fan_in = kh*kw*c_in and fan_out = kh*kw*c_out). Keras' ``*_normal``
+variance-scaling schemes draw from a normal truncated at 2 sigma with sigma = sqrt(Var)/0.8796...,
+so that the variance *after* truncation is the formula's.
+
+``gain: auto`` (orthogonal, identity) is resolved when the layer is built, from its activation:
+``make(name, seed, args, activation="relu")`` (see :mod:`initbench.gains`). Entries with
+``data_dependent=True`` (``lsuv``) build their base initializer; the data-dependent step is
+:func:`initbench.lsuv.lsuv_init`, run on the built model.
 
 References:
     Glorot & Bengio (2010), "Understanding the difficulty of training deep feedforward neural
-    networks", AISTATS. He et al. (2015), "Delving Deep into Rectifiers", ICCV.
+    networks", AISTATS. He et al. (2015), "Delving Deep into Rectifiers", ICCV, arXiv:1502.01852.
+    LeCun et al. (1998), "Efficient BackProp". Saxe et al. (2013), arXiv:1312.6120. Martens (2010),
+    ICML. Le et al. (2015), arXiv:1504.00941. Mishkin & Matas (2016), arXiv:1511.06422.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import keras
+
+from initbench import custom_initializers as custom
+from initbench import gains
 
 
 class InitializerError(ValueError):
@@ -40,9 +54,15 @@ class InitializerInfo:
     reference: str = ""
     # Checks the merged arguments; returns an error message or None.
     check: Callable[[Mapping[str, Any]], str | None] | None = None
+    # True: ``build`` gives the starting point only; the scheme needs data (initbench.lsuv).
+    data_dependent: bool = False
+    # Allowed values of string arguments.
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, InitializerInfo] = {}
+GAIN_ARGS = ("gain",)  # a positive number or "auto" (resolved from the layer's activation)
+_TYPE_WORDS = {float: "a float", int: "an int", str: "a string", bool: "a bool"}
 
 
 def register(info: InitializerInfo) -> InitializerInfo:
@@ -67,8 +87,38 @@ def get_info(name: str) -> InitializerInfo:
         ) from None
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _coerce(name: str, key: str, value: Any, default: Any, choices: tuple[str, ...] | None) -> Any:
+    def fail(what: str) -> InitializerError:
+        return InitializerError(f"initializer {name!r} argument {key!r} must be {what}, got {value!r}")
+
+    if key in GAIN_ARGS:
+        if value == "auto":
+            return value
+        if not _is_number(value) or not math.isfinite(value) or value <= 0:
+            raise fail("a positive number or 'auto'")
+        return float(value)
+    if isinstance(default, float) and _is_number(value):
+        if not math.isfinite(value):
+            raise fail("a finite number")
+        return float(value)
+    if type(value) is not type(default):
+        raise fail(_TYPE_WORDS.get(type(default), type(default).__name__))
+    if choices is not None and value not in choices:
+        raise fail(f"one of {', '.join(choices)}")
+    return value
+
+
 def resolve_args(name: str, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Defaults merged with ``args``; rejects arguments the initializer does not take."""
+    """Defaults merged with ``args``; rejects arguments the initializer does not take.
+
+    Types follow the defaults (a float argument accepts an int; numbers must be finite); ``gain``
+    takes a positive number or the string ``"auto"``; string arguments must be one of the entry's
+    ``choices``. Then the entry's ``check`` runs on the merged arguments.
+    """
     info = get_info(name)
     args = dict(args or {})
     unknown = sorted(set(args) - set(info.defaults))
@@ -79,22 +129,49 @@ def resolve_args(name: str, args: Mapping[str, Any] | None = None) -> dict[str, 
         )
     merged = {**info.defaults, **args}
     for key, value in merged.items():
-        default = info.defaults[key]
-        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            merged[key] = float(value)
-        elif type(merged[key]) is not type(default):
-            raise InitializerError(
-                f"initializer {name!r} argument {key!r} must be a {type(default).__name__}, "
-                f"got {value!r}"
-            )
+        merged[key] = _coerce(name, key, value, info.defaults[key], info.choices.get(key))
     if info.check is not None and (problem := info.check(merged)):
         raise InitializerError(f"initializer {name!r}: {problem}")
     return merged
 
 
-def make(name: str, seed: int, args: Mapping[str, Any] | None = None) -> keras.initializers.Initializer:
-    """A fresh initializer instance for one layer."""
-    return get_info(name).build(seed=int(seed), **resolve_args(name, args))
+def effective_args(
+    name: str, args: Mapping[str, Any] | None = None, activation: str | None = None
+) -> dict[str, Any]:
+    """:func:`resolve_args`, with ``gain: auto`` replaced by the gain of ``activation``.
+
+    ``activation`` is the Keras activation name of the layer the kernel belongs to ("linear" for
+    a layer whose nonlinearity should not be compensated, e.g. the softmax output). A ``gain:
+    auto`` without an activation, or for an activation with no known gain, is an error.
+    """
+    merged = resolve_args(name, args)
+    for key in GAIN_ARGS:
+        if merged.get(key) != "auto":
+            continue
+        if activation is None:
+            raise InitializerError(
+                f"initializer {name!r} argument {key!r} is 'auto', which needs the layer's "
+                "activation (make(..., activation=...))"
+            )
+        try:
+            merged[key] = gains.gain_for_activation(activation)
+        except ValueError as err:
+            raise InitializerError(f"initializer {name!r} argument {key!r} 'auto': {err}") from None
+    return merged
+
+
+def make(
+    name: str, seed: int, args: Mapping[str, Any] | None = None, *, activation: str | None = None
+) -> keras.initializers.Initializer:
+    """A fresh initializer instance for one layer whose activation is ``activation``."""
+    return get_info(name).build(seed=int(seed), **effective_args(name, args, activation))
+
+
+def _checks(*checks: Callable[[Mapping[str, Any]], str | None]) -> Callable[[Mapping[str, Any]], str | None]:
+    def check(args: Mapping[str, Any]) -> str | None:
+        return next((p for c in checks if (p := c(args))), None)
+
+    return check
 
 
 def _positive(*keys: str) -> Callable[[Mapping[str, Any]], str | None]:
@@ -107,38 +184,211 @@ def _positive(*keys: str) -> Callable[[Mapping[str, Any]], str | None]:
     return check
 
 
+def _minval_below_maxval(args: Mapping[str, Any]) -> str | None:
+    if not args["minval"] < args["maxval"]:
+        return (f"argument 'minval' must be < argument 'maxval', got minval={args['minval']!r}, "
+                f"maxval={args['maxval']!r}")
+    return None
+
+
+def _sparsity_in_range(args: Mapping[str, Any]) -> str | None:
+    if not 0.0 <= args["sparsity"] < 1.0:
+        return f"argument 'sparsity' must be in [0, 1), got {args['sparsity']!r}"
+    return None
+
+
+def _slope_non_negative(args: Mapping[str, Any]) -> str | None:
+    if args["negative_slope"] < 0:
+        return f"argument 'negative_slope' must be >= 0, got {args['negative_slope']!r}"
+    return None
+
+
+def _lsuv_check(args: Mapping[str, Any]) -> str | None:
+    if not args["tol"] > 0:
+        return f"argument 'tol' must be > 0, got {args['tol']!r}"
+    for key in ("max_iter", "batch_size"):
+        if args[key] < 1:
+            return f"argument {key!r} must be an int >= 1, got {args[key]!r}"
+    allowed = [n for n in names() if not _REGISTRY[n].data_dependent]
+    if args["base"] not in allowed:
+        return (f"argument 'base' must be a registered initializer that needs no data, one of "
+                f"{', '.join(allowed)}; got {args['base']!r}")
+    return None
+
+
+def _he(distribution: str, keras_class: type) -> Callable[..., keras.initializers.Initializer]:
+    def build(seed: int, negative_slope: float) -> keras.initializers.Initializer:
+        if negative_slope == 0.0:
+            return keras_class(seed=seed)
+        return keras.initializers.VarianceScaling(
+            2.0 / (1.0 + negative_slope**2), "fan_in", distribution, seed=seed)
+
+    return build
+
+
+def _lsuv_build(seed: int, base: str, tol: float, max_iter: int, batch_size: int):
+    return make(base, seed)
+
+
+
+# --- The catalog ------------------------------------------------------------------------------
+_K = keras.initializers
 _GLOROT_REF = "Glorot & Bengio (2010), AISTATS"
 _HE_REF = "He et al. (2015), ICCV, arXiv:1502.01852"
+_LECUN_REF = "LeCun et al. (1998), Efficient BackProp; Klambauer et al. (2017), arXiv:1706.02515"
+_TRUNC = "truncated normal (2 sigma, sigma = sqrt(Var)/0.8796), variance as the formula"
+_HE_VAR = "2 / ((1 + a^2) fan_in), a = negative_slope"
+_SCALING = {"mode": ("fan_in", "fan_out", "fan_avg"),
+            "distribution": ("truncated_normal", "untruncated_normal", "uniform")}
 
-register(InitializerInfo(
-    "random_normal",
-    lambda seed, mean, stddev: keras.initializers.RandomNormal(mean, stddev, seed=seed),
-    {"mean": 0.0, "stddev": 0.05},
-    "normal N(mean, stddev^2)", "stddev^2 (Keras default stddev 0.05)", "any", "Keras default",
-    _positive("stddev"),
-))
-register(InitializerInfo(
-    "gaussian",
-    lambda seed, mean, stddev: keras.initializers.RandomNormal(mean, stddev, seed=seed),
-    {"mean": 0.0, "stddev": 0.1},
-    "normal N(mean, stddev^2)", "stddev^2 (default 0.01)", "any",
-    "the study's fixed-sigma Gaussian baseline", _positive("stddev"),
-))
-register(InitializerInfo(
-    "glorot_uniform", lambda seed: keras.initializers.GlorotUniform(seed=seed), {},
-    "uniform [-l, l], l = sqrt(6 / (fan_in + fan_out))", "2 / (fan_in + fan_out)",
-    "tanh, sigmoid, linear", _GLOROT_REF,
-))
-register(InitializerInfo(
-    "glorot_normal", lambda seed: keras.initializers.GlorotNormal(seed=seed), {},
-    "truncated normal (2 sigma), rescaled", "2 / (fan_in + fan_out)",
-    "tanh, sigmoid, linear", _GLOROT_REF,
-))
-register(InitializerInfo(
-    "he_normal", lambda seed: keras.initializers.HeNormal(seed=seed), {},
-    "truncated normal (2 sigma), rescaled", "2 / fan_in", "relu", _HE_REF,
-))
-register(InitializerInfo(
-    "he_uniform", lambda seed: keras.initializers.HeUniform(seed=seed), {},
-    "uniform [-l, l], l = sqrt(6 / fan_in)", "2 / fan_in", "relu", _HE_REF,
-))
+for _info in (
+    InitializerInfo(
+        "zeros", lambda seed: _K.Zeros(), {}, "constant 0", "0",
+        "none: control (units of a layer stay identical: symmetry is never broken)",
+        "control (Keras Zeros)"),
+    InitializerInfo(
+        "constant", lambda seed, value: _K.Constant(value), {"value": 0.01}, "constant value",
+        "0 (every weight equal: symmetric, units never differentiate)", "none: control",
+        "control (Keras Constant)"),
+    InitializerInfo(
+        "random_uniform", lambda seed, minval, maxval: _K.RandomUniform(minval, maxval, seed=seed),
+        {"minval": -0.05, "maxval": 0.05}, "uniform [minval, maxval]", "(maxval - minval)^2 / 12",
+        "any (scale ignores the layer size)", "Keras default RandomUniform", _minval_below_maxval),
+    InitializerInfo(
+        "random_normal", lambda seed, mean, stddev: _K.RandomNormal(mean, stddev, seed=seed),
+        {"mean": 0.0, "stddev": 0.05}, "normal N(mean, stddev^2)", "stddev^2",
+        "any (scale ignores the layer size)", "Keras default RandomNormal", _positive("stddev")),
+    InitializerInfo(
+        "gaussian", lambda seed, mean, stddev: _K.RandomNormal(mean, stddev, seed=seed),
+        {"mean": 0.0, "stddev": 0.1}, "normal N(mean, stddev^2)", "stddev^2 (0.01 by default)",
+        "any (scale ignores the layer size)", "the study's fixed-sigma Gaussian baseline",
+        _positive("stddev")),
+    InitializerInfo(
+        "truncated_normal", lambda seed, mean, stddev: _K.TruncatedNormal(mean, stddev, seed=seed),
+        {"mean": 0.0, "stddev": 0.05},
+        "N(mean, stddev^2) re-drawn outside mean +- 2 stddev (not rescaled)",
+        "0.7737 stddev^2 (= (0.8796 stddev)^2)", "any (scale ignores the layer size)",
+        "Keras TruncatedNormal", _positive("stddev")),
+    InitializerInfo(
+        "glorot_uniform", lambda seed: _K.GlorotUniform(seed=seed), {},
+        "uniform [-l, l], l = sqrt(6 / (fan_in + fan_out))", "2 / (fan_in + fan_out)",
+        "tanh, sigmoid, linear", _GLOROT_REF),
+    InitializerInfo(
+        "glorot_normal", lambda seed: _K.GlorotNormal(seed=seed), {}, _TRUNC,
+        "2 / (fan_in + fan_out)", "tanh, sigmoid, linear", _GLOROT_REF),
+    InitializerInfo(
+        "he_normal", _he("truncated_normal", _K.HeNormal), {"negative_slope": 0.0}, _TRUNC,
+        _HE_VAR, "relu (leaky_relu with its slope; Keras' leaky_relu uses 0.2)", _HE_REF,
+        _slope_non_negative),
+    InitializerInfo(
+        "he_uniform", _he("uniform", _K.HeUniform), {"negative_slope": 0.0},
+        "uniform [-l, l], l = sqrt(6 / ((1 + a^2) fan_in))", _HE_VAR,
+        "relu (leaky_relu with its slope; Keras' leaky_relu uses 0.2)", _HE_REF,
+        _slope_non_negative),
+    InitializerInfo(
+        "lecun_normal", lambda seed: _K.LecunNormal(seed=seed), {}, _TRUNC, "1 / fan_in",
+        "selu (also linear, tanh)", _LECUN_REF),
+    InitializerInfo(
+        "lecun_uniform", lambda seed: _K.LecunUniform(seed=seed), {},
+        "uniform [-l, l], l = sqrt(3 / fan_in)", "1 / fan_in", "selu (also linear, tanh)",
+        _LECUN_REF),
+    InitializerInfo(
+        "variance_scaling",
+        lambda seed, scale, mode, distribution: _K.VarianceScaling(scale, mode, distribution, seed=seed),
+        {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"},
+        "distribution: truncated_normal (2 sigma, rescaled), untruncated_normal, or uniform "
+        "[-l, l], l = sqrt(3 scale / n)",
+        "scale / n; n = fan_in, fan_out or (fan_in + fan_out) / 2 by mode", "any (choose scale)",
+        "Keras VarianceScaling (generalizes Glorot, He, LeCun)", _positive("scale"),
+        choices=_SCALING),
+    InitializerInfo(
+        "orthogonal", lambda seed, gain: _K.Orthogonal(gain, seed=seed), {"gain": 1.0},
+        "gain * Q, Q from the QR decomposition of a Gaussian matrix (sign-fixed); a kernel is "
+        "flattened to (prod(shape[:-1]), shape[-1])",
+        "gain^2 / max(rows, cols); W^T W = gain^2 I (tall) or W W^T = gain^2 I (wide)",
+        "any; gain: auto picks calculate_gain(activation)",
+        "Saxe et al. (2013), arXiv:1312.6120"),
+    InitializerInfo(
+        "identity", lambda seed, gain: custom.SquareIdentity(gain), {"gain": 1.0},
+        "gain * I; square 2D kernels only (fan_in == fan_out)",
+        "mean gain / n, Var gain^2 (n - 1) / n^2 (n = fan_in)",
+        "relu (IRNN), linear; gain: auto picks calculate_gain(activation)",
+        "Le, Jaitly & Hinton (2015), arXiv:1504.00941"),
+    InitializerInfo(
+        "sparse", lambda seed, sparsity, stddev: custom.SparseNormal(sparsity, stddev, seed=seed),
+        {"sparsity": 0.9, "stddev": 0.01},
+        "per output unit exactly k = max(1, round((1 - sparsity) fan_in)) non-zero incoming "
+        "weights ~ N(0, stddev^2), the rest 0",
+        "(k / fan_in) stddev^2", "tanh, sigmoid (Martens: k = 15, stddev 1)",
+        "Martens (2010), ICML", _checks(_sparsity_in_range, _positive("stddev"))),
+    InitializerInfo(
+        "lsuv", _lsuv_build,
+        {"base": "orthogonal", "tol": 0.1, "max_iter": 10, "batch_size": 256},
+        "the base initializer's, then each Dense kernel divided by sqrt(Var(x W + b)) on a data "
+        "batch until |Var - 1| < tol (initbench.lsuv.lsuv_init)",
+        "pre-activation Var = 1 +- tol on the batch", "any",
+        "Mishkin & Matas (2016), All you need is a good init, arXiv:1511.06422", _lsuv_check,
+        data_dependent=True),
+):
+    register(_info)
+
+
+# --- Documentation ----------------------------------------------------------------------------
+_PITFALLS = """\
+## Formulas commonly written wrong
+
+- **Xavier/Glorot is not the constant 1/sqrt(fan_in + fan_out).** Its *variance* is
+  Var[W] = 2 / (fan_in + fan_out), i.e. stddev sqrt(2 / (fan_in + fan_out)) for the normal form and
+  the uniform form U[-l, l] with l = sqrt(6 / (fan_in + fan_out)) (a uniform on [-l, l] has variance
+  l^2 / 3).
+- **He (Kaiming) is Var[W] = 2 / fan_in** (stddev sqrt(2 / fan_in), uniform limit sqrt(6 / fan_in));
+  for leaky ReLU with negative slope a it is 2 / ((1 + a^2) fan_in). LeCun is 1 / fan_in.
+- **Keras' `*_normal` schemes are truncated at 2 sigma and rescaled**: sigma = sqrt(Var) / 0.8796...,
+  so the variance after truncation matches the formula. `truncated_normal` itself is *not*
+  rescaled: its variance is 0.7737 stddev^2.
+- **Shapes: a Keras Dense kernel W has shape (fan_in, fan_out).** W of shape (2, 3) maps 2 inputs to
+  3 outputs: a row vector x of shape (1, 2) gives x @ W of shape (1, 3), not (2, 2).
+- **Conv kernels count the receptive field**: for a kernel (kh, kw, c_in, c_out),
+  fan_in = kh * kw * c_in and fan_out = kh * kw * c_out (not c_in and c_out).
+- **Orthogonal and sparse kernels of rank > 2** are built as the matrix (prod(shape[:-1]), shape[-1]):
+  one column per output unit.
+"""
+
+
+def markdown_table() -> str:
+    """The generated ``docs/initializers.md``: one row per entry, then the common pitfalls."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = [
+        "<!-- Generated by `initbench initializers --markdown > docs/initializers.md`; "
+        "do not edit by hand. -->",
+        "",
+        "# Initializers",
+        "",
+        "Names as used in `params.yaml` (`initializers: {label: {name: ..., <args>}}`). fan_in and",
+        "fan_out as Keras computes them: Dense kernel (fan_in, fan_out); conv kernel",
+        "(kh, kw, c_in, c_out): fan_in = kh kw c_in, fan_out = kh kw c_out. `gain: auto` uses",
+        "`initbench.gains.calculate_gain` for the layer's activation (hidden layers: `model.activation`;",
+        "output layer: linear). Data-dependent entries (marked *) build their base initializer; the",
+        "rescaling runs on the built model (`initbench.lsuv.lsuv_init`).",
+        "",
+        "| name | distribution | variance (or limit) | arguments (defaults) | intended activation "
+        "| reference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in names():
+        info = get_info(name)
+        args = ", ".join(f"`{k}={v}`" for k, v in info.defaults.items()) or "-"
+        if info.choices:
+            bar = " \\| "
+            args += "; " + "; ".join(f"{k}: {bar.join(v)}" for k, v in info.choices.items())
+        star = " *" if info.data_dependent else ""
+        row = [f"`{name}`{star}", info.distribution, info.variance, args, info.activation,
+               info.reference]
+        lines.append("| " + " | ".join(cell(c) if i != 3 else c for i, c in enumerate(row)) + " |")
+    gain_rows = ["linear / identity: 1", "sigmoid: 1", "tanh: 5/3", "relu: sqrt(2)",
+                 "leaky_relu: sqrt(2 / (1 + a^2)) (calculate_gain default a = 0.01; `gain: auto` "
+                 "uses Keras' leaky_relu slope 0.2)", "selu: 3/4"]
+    lines += ["", "## Gains (`calculate_gain`)", "", *(f"- {g}" for g in gain_rows), "", _PITFALLS]
+    return "\n".join(lines)

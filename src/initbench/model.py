@@ -34,7 +34,8 @@ def build_model(
         x = keras.layers.Dense(
             width,
             activation="softmax" if last else cfg.activation,
-            kernel_initializer=initializers.make(spec.name, layer_seed(seed, i), spec.args),
+            kernel_initializer=initializers.make(spec.name, layer_seed(seed, i), spec.args,
+                                                 activation="linear" if last else cfg.activation),
             bias_initializer="zeros",
             name="output" if last else f"dense_{i}",
         )(x)

@@ -27,13 +27,14 @@ COMMIT_TAG = "initbench.git_commit"
 
 
 def git_commit(root: Path) -> str:
-    """HEAD's commit (with ``-dirty`` if the tree has changes), or ``unknown`` outside git."""
+    """HEAD's commit (``-dirty`` if tracked files changed), or ``unknown`` outside git."""
     try:
         run = lambda *a: subprocess.run(  # noqa: E731
             ["git", *a], cwd=root, capture_output=True, text=True, check=True, timeout=10
         ).stdout.strip()
         commit = run("rev-parse", "HEAD")
-        dirty = run("status", "--porcelain", "--untracked-files=no")
+        # dvc.lock changes on every repro; anything else uncommitted marks the commit dirty.
+        dirty = run("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock")
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

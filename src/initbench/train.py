@@ -12,6 +12,7 @@ import json
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import mlflow
 import numpy as np
 import tensorflow as tf
 
-from initbench import initializers, normalize, tracking
+from initbench import initializers, lsuv, normalize, tracking
 from initbench.config import Params
 from initbench.model import build_model, compile_model, layer_seed
 from initbench.paths import HISTORY_FILE, MODEL_FILE, TRAIN_METRICS_FILE
@@ -62,11 +63,27 @@ def run_params(params: Params, label: str) -> dict[str, Any]:
     out.update({f"initializer.{k}": v for k, v in spec.args.items()})
     n_layers = len(params.model.hidden) + 1
     seeds = [layer_seed(params.train.seed, i) for i in range(n_layers)]
-    config = initializers.make(spec.name, seeds[0], spec.args).get_config()
-    out.update({f"initializer.keras.{k}": v for k, v in config.items() if k != "seed"})
-    out["initializer.keras.class"] = type(initializers.make(spec.name, 0, spec.args)).__name__
+    first = initializers.make(spec.name, seeds[0], spec.args, activation=params.model.activation)
+    out.update({f"initializer.keras.{k}": v for k, v in first.get_config().items() if k != "seed"})
+    out["initializer.keras.class"] = type(first).__name__
     out["initializer.layer_seeds"] = seeds
+    if initializers.get_info(spec.name).data_dependent:
+        out["initializer.batch_seed"] = lsuv_batch_seed(params)
     return out
+
+
+def lsuv_batch_seed(params: Params) -> int:
+    """Seed of the LSUV mini-batch: derived from the model seed, distinct from the layer seeds."""
+    return layer_seed(params.train.seed, 1_000_000)
+
+
+def data_dependent_init(model: keras.Model, params: Params, label: str, x_train: np.ndarray):
+    """Run the data-dependent step of the initializer (LSUV), if it has one; return its report."""
+    spec = params.initializer(label)
+    if not initializers.get_info(spec.name).data_dependent:
+        return None
+    batch = lsuv.sample_batch(x_train, spec.args["batch_size"], lsuv_batch_seed(params))
+    return lsuv.lsuv_init(model, batch, spec.args["tol"], spec.args["max_iter"])
 
 
 def _write_history(path: Path, rows: list[dict[str, float]]) -> None:
@@ -82,18 +99,27 @@ def train(params: Params, label: str, data_npz: Path, out_dir: Path, root: Path)
     data = normalize.load(data_npz)
     keras.utils.set_random_seed(params.train.seed)
     tf.config.experimental.enable_op_determinism()
-    model = compile_model(build_model(params.model, spec, params.train.seed), params.train)
+    model = build_model(params.model, spec, params.train.seed)
+    lsuv_report = data_dependent_init(model, params, label, data["x_train"])
+    model = compile_model(model, params.train)
 
     data_sha = tracking.file_sha256(data_npz)
     tags = {tracking.STAGE_TAG: f"train@{label}", tracking.DATA_TAG: data_sha}
     with tracking.start_child_run(label, params.experiment, root, tags) as run:
         run_id = run.info.run_id
         mlflow.log_params(run_params(params, label))
-        dataset = mlflow.data.from_numpy(
-            data["x_train"], targets=data["y_train"], source=str(data_npz),
-            name=f"{params.data.dataset}-train", digest=data_sha[:16],
-        )
+        with warnings.catch_warnings():  # a local path "could be" several source types
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_numpy(
+                data["x_train"], targets=data["y_train"], source=str(data_npz),
+                name=f"{params.data.dataset}-train", digest=data_sha[:16],
+            )
         mlflow.log_input(dataset, context="training")
+        if lsuv_report is not None:
+            mlflow.log_dict(lsuv_report, "init/lsuv.json")
+            mlflow.log_metrics({f"lsuv.{layer}.{k}": float(v) for layer, r in lsuv_report.items()
+                                for k, v in r.items() if k in ("initial_variance", "final_variance",
+                                                               "iterations")})
         logger = EpochLogger(run_id)
         start = time.perf_counter()
         model.fit(
