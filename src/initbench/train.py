@@ -1,5 +1,9 @@
 """The ``train`` stage: train one model for one initializer and record it in DVC and MLflow.
 
+Training uses the project's compiled trainer (:class:`initbench.stacked.StackedMLP`, here with a
+stack of one), which follows Keras' own loss and optimizer update rules exactly; the data order
+of each epoch is a permutation seeded by ``train.seed`` and the epoch number.
+
 Outputs (in the stage's output directory): the model (``model.keras``), the per-epoch curves
 (``history.csv``, for ``dvc plots``) and a metrics JSON carrying the MLflow run id, so the run
 stays findable when DVC later restores these files from its cache.
@@ -25,28 +29,10 @@ from initbench import initializers, lsuv, normalize, tracking
 from initbench.config import Params
 from initbench.model import build_model, compile_model, layer_seed
 from initbench.paths import HISTORY_FILE, MODEL_FILE, TRAIN_METRICS_FILE
+from initbench.stacked import StackedMLP
 
 TARGET_VAL_ACCURACY = 0.97
 CURVE_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
-
-
-class EpochLogger(keras.callbacks.Callback):
-    """Collects per-epoch metrics and wall time; sends each epoch to MLflow in one batch."""
-
-    def __init__(self, run_id: str) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.rows: list[dict[str, float]] = []
-        self._t0 = 0.0
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._t0 = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        row = {k: float(logs[k]) for k in CURVE_KEYS}
-        row["epoch_seconds"] = time.perf_counter() - self._t0
-        self.rows.append({"epoch": epoch + 1, **row})
-        tracking.log_metrics_batch(self.run_id, epoch + 1, row)
 
 
 def epochs_to_reach(values: list[float], target: float) -> int | None:
@@ -97,11 +83,8 @@ def train(params: Params, label: str, data_npz: Path, out_dir: Path, root: Path)
     """Train the model of initializer ``label``; write ``out_dir`` atomically; return metrics."""
     spec = params.initializer(label)
     data = normalize.load(data_npz)
-    keras.utils.set_random_seed(params.train.seed)
-    tf.config.experimental.enable_op_determinism()
     model = build_model(params.model, spec, params.train.seed)
     lsuv_report = data_dependent_init(model, params, label, data["x_train"])
-    model = compile_model(model, params.train)
 
     data_sha = tracking.file_sha256(data_npz)
     tags = {tracking.STAGE_TAG: f"train@{label}", tracking.DATA_TAG: data_sha}
@@ -120,21 +103,24 @@ def train(params: Params, label: str, data_npz: Path, out_dir: Path, root: Path)
             mlflow.log_metrics({f"lsuv.{layer}.{k}": float(v) for layer, r in lsuv_report.items()
                                 for k, v in r.items() if k in ("initial_variance", "final_variance",
                                                                "iterations")})
-        logger = EpochLogger(run_id)
+        def log_epoch(epoch: int, rows: list[dict[str, float]]) -> None:
+            row = rows[0]
+            tracking.log_metrics_batch(run_id, epoch, {k: v for k, v in row.items() if k != "epoch"})
+            print(f"epoch {epoch}/{params.train.epochs}: " + ", ".join(
+                f"{k} {v:.4f}" for k, v in row.items() if k != "epoch"), flush=True)
+
         start = time.perf_counter()
-        model.fit(
-            data["x_train"], data["y_train"],
-            validation_data=(data["x_val"], data["y_val"]),
-            batch_size=params.train.batch_size, epochs=params.train.epochs,
-            shuffle=True, callbacks=[logger], verbose=2,
-        )
+        trainer = StackedMLP([model], params.model.activation, params.train)
+        (rows,) = trainer.fit(data["x_train"], data["y_train"], data["x_val"], data["y_val"],
+                              params.train.epochs, params.train.seed, log_epoch)
+        trainer.write_back([model])
         seconds = time.perf_counter() - start
-        val_acc = [r["val_accuracy"] for r in logger.rows]
+        val_acc = [r["val_accuracy"] for r in rows]
         metrics = {
             "run_id": run_id,
-            "final_loss": logger.rows[-1]["loss"],
-            "final_accuracy": logger.rows[-1]["accuracy"],
-            "final_val_loss": logger.rows[-1]["val_loss"],
+            "final_loss": rows[-1]["loss"],
+            "final_accuracy": rows[-1]["accuracy"],
+            "final_val_loss": rows[-1]["val_loss"],
             "final_val_accuracy": val_acc[-1],
             "best_val_accuracy": max(val_acc),
             "epochs_to_val_97": epochs_to_reach(val_acc, TARGET_VAL_ACCURACY),
@@ -146,7 +132,8 @@ def train(params: Params, label: str, data_npz: Path, out_dir: Path, root: Path)
         tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
         try:
             model.save(tmp / MODEL_FILE)
-            _write_history(tmp / HISTORY_FILE, logger.rows)
+            compile_model(model, params.train)  # saved with its optimizer config, like fit would
+            _write_history(tmp / HISTORY_FILE, rows)
             (tmp / TRAIN_METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
             mlflow.log_artifact(str(tmp / HISTORY_FILE), "curves")
             sample = data["x_val"][:5]

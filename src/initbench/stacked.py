@@ -1,0 +1,212 @@
+"""Train K same-architecture MLPs at once, each exactly as it would train alone.
+
+Models that differ only in their initial weights (initializer, seed) are stacked along a leading
+axis: layer l holds a kernel of shape (K, fan_in, fan_out), and one ``einsum`` per layer runs all
+K models. The loss is the *sum* of the K models' losses, so the gradient with respect to model
+k's slice is exactly model k's own gradient; the optimizers (Adam, SGD with momentum) are
+elementwise and written here with Keras' own update formulas, so each model follows the same
+trajectory it would follow alone on the same batches, up to float rounding. Every model sees the
+same batch order, which is also the cleaner experiment: only the initialization differs.
+
+The whole epoch -- gather the batch, forward, backward, update -- is one XLA-compiled
+``tf.function`` over data resident as tensors, so the per-step Python and dispatch overhead that
+dominates ``keras.Model.fit`` for small models is gone. (Speed figures: bench/README.md.)
+
+Keras Adam: Kingma & Ba (2015), arXiv:1412.6980, in Keras' form (epsilon outside the sqrt).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from initbench.config import TrainConfig
+
+SUPPORTED_OPTIMIZERS = ("adam", "sgd")
+_EPS_LOSS = 1e-7  # keras.backend.epsilon(): the clip Keras applies to probabilities
+
+
+def epoch_order(n: int, data_seed: int, epoch: int) -> np.ndarray:
+    """The shuffled order of the n training examples in ``epoch`` (1-based) for ``data_seed``."""
+    return np.random.default_rng([data_seed, epoch]).permutation(n)
+
+
+def dense_weights(model: keras.Model) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(kernel, bias) of every Dense layer of ``model``, in order."""
+    return [(layer.kernel.numpy(), layer.bias.numpy())
+            for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+
+
+class StackedMLP:
+    """K MLPs (Flatten -> Dense... -> Dense softmax) trained together; see the module docstring."""
+
+    def __init__(self, models: Sequence[keras.Model], activation: str, cfg: TrainConfig) -> None:
+        if cfg.optimizer not in SUPPORTED_OPTIMIZERS:
+            raise ValueError(f"train.optimizer: the stacked trainer supports "
+                             f"{', '.join(SUPPORTED_OPTIMIZERS)}; got {cfg.optimizer!r}")
+        per_model = [dense_weights(m) for m in models]
+        shapes = {tuple(w.shape for pair in weights for w in pair) for weights in per_model}
+        if len(shapes) != 1:
+            raise ValueError(f"stacked models must share one architecture; got shapes {shapes}")
+        self.k = len(models)
+        self.activation = keras.activations.get(activation)
+        self.cfg = cfg
+        self.params = []
+        for i in range(len(per_model[0])):
+            for j, name in enumerate(("kernel", "bias")):
+                # The first kernel is stored (fan_in, K, fan_out): its input batch is shared by
+                # all K models, so the layer is one plain GEMM with no per-step transpose.
+                axis = 1 if (i, j) == (0, 0) else 0
+                value = np.stack([weights[i][j] for weights in per_model], axis=axis)
+                self.params.append(tf.Variable(value.astype(np.float32), name=f"{name}_{i}"))
+        self.slots = [[tf.Variable(tf.zeros_like(p)) for p in self.params] for _ in range(2)]
+        self.iterations = tf.Variable(0, dtype=tf.int64)
+        self._epoch = tf.function(self._run_steps, jit_compile=True, reduce_retracing=True)
+        self._eval = tf.function(self._evaluate_batch, jit_compile=True, reduce_retracing=True)
+
+    # -- model ---------------------------------------------------------------------------------
+    def forward(self, x: tf.Tensor, collect: bool = False):
+        """Softmax outputs (K, B, classes) for a shared batch x (B, 28, 28)."""
+        h = tf.reshape(x, (tf.shape(x)[0], -1))
+        n_layers = len(self.params) // 2
+        pre, post = [], []
+        for i in range(n_layers):
+            w, b = self.params[2 * i], self.params[2 * i + 1]
+            spec = "bi,iko->kbo" if i == 0 else "kbi,kio->kbo"
+            z = tf.einsum(spec, h, w) + b[:, None, :]
+            h = keras.activations.softmax(z) if i == n_layers - 1 else self.activation(z)
+            if collect:
+                pre.append(z)
+                post.append(h)
+        return (h, pre, post) if collect else h
+
+    def losses(self, probs: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        """Per-model mean cross-entropy (K,), computed as Keras does from probabilities."""
+        probs = probs / tf.reduce_sum(probs, axis=-1, keepdims=True)
+        probs = tf.clip_by_value(probs, _EPS_LOSS, 1.0 - _EPS_LOSS)
+        picked = tf.gather(probs, y, axis=2, batch_dims=2)  # (K, B)
+        return tf.reduce_mean(-tf.math.log(picked), axis=1)
+
+    def _broadcast_y(self, y: tf.Tensor) -> tf.Tensor:
+        return tf.tile(y[None, :], (self.k, 1))
+
+    # -- optimizers (Keras 3's update rules, elementwise) ---------------------------------------
+    def _apply(self, grads: list[tf.Tensor]) -> None:
+        lr = tf.constant(self.cfg.learning_rate, tf.float32)
+        step = tf.cast(self.iterations + 1, tf.float32)
+        if self.cfg.optimizer == "adam":
+            b1, b2, eps = 0.9, 0.999, 1e-7
+            alpha = lr * tf.sqrt(1.0 - tf.pow(b2, step)) / (1.0 - tf.pow(b1, step))
+            for p, g, m, v in zip(self.params, grads, *self.slots, strict=True):
+                m.assign_add((g - m) * (1.0 - b1))
+                v.assign_add((tf.square(g) - v) * (1.0 - b2))
+                p.assign_sub((m * alpha) / (tf.sqrt(v) + eps))
+        elif self.cfg.momentum > 0:
+            for p, g, m in zip(self.params, grads, self.slots[0], strict=True):
+                m.assign(self.cfg.momentum * m - g * lr)
+                p.assign_add(m)
+        else:
+            for p, g in zip(self.params, grads, strict=True):
+                p.assign_sub(g * lr)
+        self.iterations.assign_add(1)
+
+    def _step(self, xb: tf.Tensor, yb: tf.Tensor):
+        with tf.GradientTape() as tape:
+            probs = self.forward(xb)
+            losses = self.losses(probs, self._broadcast_y(yb))
+            total = tf.reduce_sum(losses)
+        self._apply(tape.gradient(total, self.params))
+        correct = tf.reduce_sum(tf.cast(tf.argmax(probs, axis=-1, output_type=tf.int32)
+                                        == tf.cast(yb, tf.int32)[None, :], tf.float32), axis=1)
+        return losses, correct
+
+    def _run_steps(self, x: tf.Tensor, y: tf.Tensor, idx: tf.Tensor):
+        """Train on batches x[idx[s]] for every row s of idx (n_steps, batch)."""
+        size = tf.cast(tf.shape(idx)[1], tf.float32)
+        loss_sum = tf.zeros((self.k,), tf.float32)
+        correct = tf.zeros((self.k,), tf.float32)
+        for s in tf.range(tf.shape(idx)[0]):
+            batch = idx[s]
+            losses, hits = self._step(tf.gather(x, batch), tf.gather(y, batch))
+            loss_sum += losses * size
+            correct += hits
+        return loss_sum, correct
+
+    def _evaluate_batch(self, x: tf.Tensor, y: tf.Tensor):
+        probs = self.forward(x)
+        losses = self.losses(probs, self._broadcast_y(y))
+        hits = tf.reduce_sum(tf.cast(tf.argmax(probs, axis=-1, output_type=tf.int32)
+                                     == tf.cast(y, tf.int32)[None, :], tf.float32), axis=1)
+        return losses * tf.cast(tf.shape(x)[0], tf.float32), hits
+
+    # -- public API ----------------------------------------------------------------------------
+    def train_epoch(self, x: tf.Tensor, y: tf.Tensor, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One pass over x[order] in batches of cfg.batch_size (the last one may be smaller).
+
+        Returns the per-model mean training loss and accuracy over the epoch's batches.
+        """
+        bs = self.cfg.batch_size
+        full = len(order) // bs
+        loss_sum = np.zeros(self.k)
+        correct = np.zeros(self.k)
+        if full:
+            idx = tf.constant(order[: full * bs].reshape(full, bs), tf.int32)
+            ls, c = self._epoch(x, y, idx)
+            loss_sum += ls.numpy()
+            correct += c.numpy()
+        if len(order) % bs:
+            idx = tf.constant(order[full * bs:][None, :], tf.int32)
+            ls, c = self._epoch(x, y, idx)
+            loss_sum += ls.numpy()
+            correct += c.numpy()
+        return loss_sum / len(order), correct / len(order)
+
+    def evaluate(self, x: tf.Tensor, y: tf.Tensor, batch: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+        """Per-model mean loss and accuracy on (x, y)."""
+        n = int(x.shape[0])
+        loss_sum, correct = np.zeros(self.k), np.zeros(self.k)
+        for start in range(0, n, batch):
+            ls, c = self._eval(x[start:start + batch], y[start:start + batch])
+            loss_sum += ls.numpy()
+            correct += c.numpy()
+        return loss_sum / n, correct / n
+
+    def write_back(self, models: Sequence[keras.Model]) -> None:
+        """Copy each model's trained weights into its own Keras model (for saving)."""
+        for k, model in enumerate(models):
+            dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+            for i, layer in enumerate(dense):
+                kernel = self.params[2 * i][:, k] if i == 0 else self.params[2 * i][k]
+                layer.kernel.assign(kernel.numpy())
+                layer.bias.assign(self.params[2 * i + 1][k].numpy())
+
+    def fit(
+        self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, epochs: int,
+        data_seed: int, on_epoch: Callable[[int, list[dict[str, float]]], None] | None = None,
+    ) -> list[list[dict[str, float]]]:
+        """Train every model for ``epochs`` epochs; return each model's per-epoch rows.
+
+        A row holds epoch (1-based), loss and accuracy (means over the epoch's batches, as Keras
+        reports them), val_loss, val_accuracy and epoch_seconds (of the whole stack).
+        ``on_epoch(epoch, rows)`` is called after each epoch with the K new rows.
+        """
+        xt, yt = tf.constant(x), tf.constant(y)
+        xv, yv = tf.constant(x_val), tf.constant(y_val)
+        histories: list[list[dict[str, float]]] = [[] for _ in range(self.k)]
+        for epoch in range(1, epochs + 1):
+            start = time.perf_counter()
+            loss, acc = self.train_epoch(xt, yt, epoch_order(len(y), data_seed, epoch))
+            val_loss, val_acc = self.evaluate(xv, yv)
+            seconds = time.perf_counter() - start
+            rows = [{"epoch": epoch, "loss": float(loss[k]), "accuracy": float(acc[k]),
+                     "val_loss": float(val_loss[k]), "val_accuracy": float(val_acc[k]),
+                     "epoch_seconds": seconds} for k in range(self.k)]
+            for history, row in zip(histories, rows, strict=True):
+                history.append(row)
+            if on_epoch is not None:
+                on_epoch(epoch, rows)
+        return histories
