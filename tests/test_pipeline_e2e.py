@@ -1,7 +1,9 @@
-"""End to end: the real pipeline (``dvc repro``) on a small configuration in a copy of the project.
+"""End to end: the real pipeline (``dvc repro``) with the ``quick`` profile in a copy of the project.
 
 Real MNIST files (``$INITBENCH_DATA_DIR`` or ``../shared/data/mnist``), real DVC, a real MLflow
-SQLite store (MLflow's default, in the copy's root). Tests run in file order and share one copy.
+SQLite store (MLflow's default, in the copy's root). The quick profile (profiles/quick.yaml) is the
+documented small configuration: 3,000 training images, 2 epochs, three initializers, and a study
+of two depths x two activations. Tests run in file order and share one copy.
 """
 
 from __future__ import annotations
@@ -21,30 +23,31 @@ from mlflow.tracking import MlflowClient
 from .conftest import ROOT
 
 pytestmark = pytest.mark.e2e
-LABELS = ("he_normal", "gaussian")
+LABELS = ("he_normal", "gaussian", "glorot_uniform")
 EPOCHS = 2
+CELLS = ("2-relu", "2-tanh", "5-relu", "5-tanh")
 
 
-def copy_project(dest: Path, params_edit) -> Path:
+def edit_params(root: Path, edit) -> None:
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    edit(params)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def copy_project(dest: Path, env: dict, params_edit=None) -> Path:
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.split("\0")
     for name in filter(None, files):
         if (ROOT / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, dest / name)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    params_edit(params)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["initbench", "profile", "quick"], dest, env)
+    if params_edit is not None:
+        edit_params(dest, params_edit)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "copy"]):
         subprocess.run([*git, *cmd], cwd=dest, check=True)
     return dest
-
-
-def small(params: dict) -> None:
-    params["data"].update(train_limit=3000, test_limit=1000)
-    params["train"]["epochs"] = EPOCHS
-    params["initializers"] = {"he_normal": None, "gaussian": {"mean": 0.0, "stddev": 0.1}}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +72,7 @@ def ran_stages(proc: subprocess.CompletedProcess) -> set[str]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, env):
-    dest = copy_project(tmp_path_factory.mktemp("project"), small)
+    dest = copy_project(tmp_path_factory.mktemp("project"), env)
     first = run(["dvc", "repro"], dest, env)
     return dest, first
 
@@ -86,8 +89,9 @@ def runs(client: MlflowClient, role: str):
 
 def test_every_stage_ran_and_wrote_its_outputs(project):
     root, first = project
-    expected = {"download", "normalize", "compare"} | {
-        f"{s}@{label}" for s in ("train", "evaluate") for label in LABELS}
+    expected = {"download", "normalize", "compare", "study_baseline", "report"} | {
+        f"{s}@{label}" for s in ("train", "evaluate") for label in LABELS} | {
+        f"study_depth@{cell}" for cell in CELLS}
     assert ran_stages(first) == expected
     for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         assert (root / "data/raw/mnist" / name).is_file()
@@ -110,6 +114,9 @@ def test_mlflow_holds_parent_and_child_runs(project, client):
     root, _ = project
     (parent,) = runs(client, "pipeline")
     children = {r.info.run_name: r for r in runs(client, "initializer")}
+    study = runs(client, "study")
+    assert len(study) == 3 * 2 + 4 * 5 * 2  # baseline: 3 inits x 2 seeds; 4 cells x 5 x 2
+    assert {r.data.tags["mlflow.parentRunId"] for r in study} == {parent.info.run_id}
     assert set(children) == set(LABELS)
     assert parent.info.status == "FINISHED"
     data_sha = __import__("hashlib").sha256((root / "data/processed/mnist.npz").read_bytes())
@@ -152,6 +159,41 @@ def test_logged_model_has_a_signature_and_loads(project, client):
         mlflow.set_tracking_uri(None)
 
 
+def test_study_cells_and_report(project):
+    import keras
+
+    root = project[0]
+    base = json.loads((root / "data/study/baseline/results.json").read_text())
+    assert sorted((m["label"], m["seed_index"]) for m in base["members"]) == sorted(
+        (label, i) for label in LABELS for i in range(2))
+    assert all(len(m["history"]) == EPOCHS for m in base["members"])
+    saved = sorted(p.name for p in (root / "data/study/baseline/models").glob("*.keras"))
+    assert saved == sorted(f"{label}-s{i}.keras" for label in LABELS for i in range(2))
+    reloaded = keras.models.load_model(root / "data/study/baseline/models/he_normal-s1.keras")
+    assert reloaded.count_params() == 101_770
+    for cell in CELLS:
+        depth = int(cell.split("-")[0])
+        results = json.loads((root / f"data/study/depth/{cell}/results.json").read_text())
+        assert len(results["members"]) == 5 * 2
+        for m in results["members"]:
+            diag = m["diagnostics"]
+            assert len(diag["act_std"]) == 1 + 1  # at init + 1 epoch
+            assert len(diag["grad_norm"][0]) == depth + 1  # hidden layers + output
+    report = (root / "reports/report.md").read_text()
+    for cell in CELLS:
+        depth, act = cell.split("-")
+        assert f"### {depth} hidden layers, {act}" in report
+    assert "### The study's starting claims" in report
+    assert "Deep tanh with N(0,1) saturates" in report
+    for name in ("accuracy_vs_depth", "activation_std_at_init", "gradient_norm_at_init",
+                 "baseline_curves"):
+        assert (root / f"reports/figures/{name}.png").read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads((root / "reports/summary.json").read_text())
+    assert set(summary) == {"baseline"} | {f"depth-{c}" for c in CELLS}
+    assert set(summary["depth-5-tanh"]["initializers"]) == {
+        "gaussian_1", "gaussian_001", "glorot_uniform", "he_normal", "lsuv"}
+
+
 def test_second_repro_runs_nothing(project, env):
     second = run(["dvc", "repro"], project[0], env)
     assert ran_stages(second) == set()
@@ -179,11 +221,12 @@ def test_changing_one_initializer_reruns_only_its_stages(project, env, client):
     original = json.loads((root / "data/train/gaussian/metrics.json").read_text())["run_id"]
     path = root / "params.yaml"
     text = path.read_text()
-    path.write_text(text.replace("stddev: 0.1", "stddev: 0.2"))
+    edit_params(root, lambda p: p["initializers"]["gaussian"].update(stddev=0.2))
     changed = run(["dvc", "repro"], root, env)
-    # he_normal was retrained by the previous test, so its evaluate stage reruns too.
-    assert ran_stages(changed) - {"evaluate@he_normal"} == {"train@gaussian", "evaluate@gaussian",
-                                                           "compare"}
+    # he_normal was retrained by the previous test, so its evaluate stage reruns too. The
+    # baseline study trains every initializer in one stack, so it (and the report) rerun.
+    assert ran_stages(changed) - {"evaluate@he_normal"} == {
+        "train@gaussian", "evaluate@gaussian", "compare", "study_baseline", "report"}
     # Back to the original value: DVC restores the outputs from its run cache without training,
     # and they still point at the MLflow run that produced them.
     path.write_text(text)
@@ -197,10 +240,9 @@ def test_changing_one_initializer_reruns_only_its_stages(project, env, client):
 
 def test_invalid_params_fail_before_any_work(tmp_path, env):
     def bad(params):
-        small(params)
         params["train"]["epochs"] = 0
 
-    root = copy_project(tmp_path, bad)
+    root = copy_project(tmp_path, env, bad)
     proc = run(["dvc", "repro"], root, env, check=False)
     assert proc.returncode != 0
     assert "train.epochs: got 0; allowed: an integer > 0" in proc.stderr + proc.stdout

@@ -89,7 +89,7 @@ def test_fit_is_deterministic_and_reports_every_epoch(data):
 
 
 def test_unsupported_optimizer_and_mixed_architectures():
-    with pytest.raises(ValueError, match="train.optimizer: got 'rmsprop'; allowed: adam, sgd"):
+    with pytest.raises(ValueError, match=r"train\.optimizer: got 'rmsprop'; allowed: adam, sgd"):
         StackedMLP([], "relu", TrainConfig("rmsprop", 0.1, 0.0, 32, 1, 0))
     models = [build_model(ModelConfig((8,), "relu"), spec("zeros"), 0),
               build_model(ModelConfig((9,), "relu"), spec("zeros"), 0)]

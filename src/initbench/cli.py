@@ -74,6 +74,35 @@ def cmd_compare(args: argparse.Namespace, paths: Paths) -> None:
     print(to_markdown(rows, params))
 
 
+def cmd_study(args: argparse.Namespace, paths: Paths) -> None:
+    params = _params(args)
+    from initbench.study_stage import run_cell
+
+    depth = args.depth if args.cell == "depth" else None
+    if args.cell == "depth" and (args.depth is None or args.activation is None):
+        raise ValueError("initbench study depth needs --depth and --activation")
+    out = run_cell(params, Path(args.data), Path(args.out), paths.root, depth, args.activation)
+    t = out["timing"]
+    print(f"{out['cell']}: {len(out['members'])} models, {t['model_epochs']:.0f} model-epochs in "
+          f"{t['train_seconds']:.1f} s training + {t['diagnostics_seconds']:.1f} s diagnostics "
+          f"+ {t['tracking_seconds']:.1f} s tracking")
+
+
+def cmd_report(args: argparse.Namespace, paths: Paths) -> None:
+    params = _params(args)
+    from initbench.report_stage import write_report
+
+    write_report(params, Path(args.study), Path(args.out), paths.root)
+    print(f"wrote {Path(args.out) / 'report.md'}")
+
+
+def cmd_profile(args: argparse.Namespace, paths: Paths) -> None:
+    from initbench.profiles import apply_profile
+
+    apply_profile(paths.params, args.name)
+    print(f"{paths.params}: applied profile {args.name!r}")
+
+
 def cmd_pipeline(args: argparse.Namespace, paths: Paths) -> None:
     """``dvc repro`` with the run ``mlflow run`` created (if any) as the pipeline's parent run."""
     _params(args)  # validates params.yaml with the overrides before DVC starts anything
@@ -131,6 +160,17 @@ def parser() -> argparse.ArgumentParser:
     s = stage("compare", cmd_compare, "compare all initializers")
     for flag in ("--train-root", "--eval-root", "--out"):
         s.add_argument(flag, required=True)
+    s = stage("study", cmd_study, "train one study cell (baseline or a depth cell)")
+    s.add_argument("cell", choices=["baseline", "depth"])
+    s.add_argument("--depth", type=int)
+    s.add_argument("--activation")
+    for flag in ("--data", "--out"):
+        s.add_argument(flag, required=True)
+    s = stage("report", cmd_report, "statistics, figures and reports/report.md")
+    for flag in ("--study", "--out"):
+        s.add_argument(flag, required=True)
+    s = stage("profile", cmd_profile, "overlay a profile (profiles/<name>.yaml) onto params.yaml")
+    s.add_argument("name", help="e.g. quick")
     s = stage("pipeline", cmd_pipeline, "run `dvc repro` (used by MLproject's main entry point)")
     s.add_argument("dvc_args", nargs=argparse.REMAINDER, help="passed on to dvc repro")
     s = sub.add_parser("initializers", help="list the registered initializers")

@@ -8,7 +8,6 @@ pointing at the child run that produced those outputs. Then it finishes the pare
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -113,8 +112,7 @@ def compare(
         client.set_tag(parent_id, tracking.STAGE_TAG, "compare")
         client.log_batch(parent_id, params=[Param(k, str(v)) for k, v in params.flat().items()])
         client.log_artifacts(parent_id, str(tmp), "comparison")
-        if not os.environ.get(tracking.PARENT_ENV):
-            client.set_terminated(parent_id, "FINISHED")
+        tracking.finish_parent(parent_id)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)

@@ -95,8 +95,8 @@ class InitializerSpec:
     args: Mapping[str, Any]
 
     @classmethod
-    def parse(cls, label: str, raw: Any) -> InitializerSpec:
-        field = f"initializers.{label}"
+    def parse(cls, label: str, raw: Any, prefix: str = "initializers") -> InitializerSpec:
+        field = f"{prefix}.{label}"
         if raw is None:
             raw = {}
         elif isinstance(raw, str):
@@ -113,12 +113,72 @@ class InitializerSpec:
 
 
 @dataclass(frozen=True)
+class DepthConfig:
+    """The deep-network experiment: one cell per (depth, activation), plain deep MLPs."""
+
+    depths: tuple[int, ...]
+    width: int
+    activations: tuple[str, ...]
+    optimizer: str
+    learning_rate: float
+    momentum: float
+    batch_size: int
+    epochs: int
+    seeds: int
+    train_limit: int | None
+    initializers: Mapping[str, InitializerSpec]
+
+    def __post_init__(self) -> None:
+        if not self.depths or any(d < 1 for d in self.depths) or len(set(self.depths)) != len(self.depths):
+            _fail("study.depth.depths", list(self.depths), "a non-empty list of distinct integers >= 1")
+        if self.width <= 0:
+            _fail("study.depth.width", self.width, "an integer > 0")
+        for act in self.activations:
+            if act not in ACTIVATIONS:
+                _fail("study.depth.activations", act, ", ".join(ACTIVATIONS))
+        if not self.activations:
+            _fail("study.depth.activations", [], "a non-empty list")
+        if self.seeds < 2:
+            _fail("study.depth.seeds", self.seeds, "an integer >= 2 (a confidence interval needs 2)")
+        if self.train_limit is not None and self.train_limit < 100:
+            _fail("study.depth.train_limit", self.train_limit, "null or an integer >= 100")
+
+    def model(self, depth: int, activation: str) -> ModelConfig:
+        return ModelConfig((self.width,) * depth, activation)
+
+    def train(self, seed: int) -> TrainConfig:
+        return TrainConfig(self.optimizer, self.learning_rate, self.momentum, self.batch_size,
+                           self.epochs, seed)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Several seeds, diagnostics and statistics (the baseline uses model/train/initializers)."""
+
+    seeds: int
+    vary_data_order: bool
+    confidence: float
+    diagnostics_batch: int
+    save_models: bool
+    depth: DepthConfig
+
+    def __post_init__(self) -> None:
+        if self.seeds < 2:
+            _fail("study.seeds", self.seeds, "an integer >= 2 (a confidence interval needs 2)")
+        if not 0.5 <= self.confidence < 1.0:
+            _fail("study.confidence", self.confidence, "a number in [0.5, 1)")
+        if self.diagnostics_batch < 16:
+            _fail("study.diagnostics_batch", self.diagnostics_batch, "an integer >= 16")
+
+
+@dataclass(frozen=True)
 class Params:
     experiment: str
     data: DataConfig
     model: ModelConfig
     train: TrainConfig
     initializers: Mapping[str, InitializerSpec]
+    study: StudyConfig
 
     def initializer(self, label: str) -> InitializerSpec:
         if label not in self.initializers:
@@ -155,7 +215,8 @@ def _coerce(field: str, value: Any, hint: Any) -> Any:
     return value
 
 
-def _section(cls: type, raw: Any, prefix: str) -> Any:
+def _section(cls: type, raw: Any, prefix: str, **parsed: Any) -> Any:
+    """Build dataclass ``cls`` from mapping ``raw``; ``parsed`` supplies fields parsed elsewhere."""
     if not isinstance(raw, Mapping):
         _fail(prefix, raw, "a mapping")
     hints = typing.get_type_hints(cls)
@@ -166,14 +227,33 @@ def _section(cls: type, raw: Any, prefix: str) -> Any:
     missing = [n for n in names if n not in raw]
     if missing:
         raise ConfigError(f"params: {prefix}.{missing[0]}: missing (required key)")
-    return cls(**{n: _coerce(f"{prefix}.{n}", raw[n], hints[n]) for n in names})
+    return cls(**{n: parsed[n] if n in parsed else _coerce(f"{prefix}.{n}", raw[n], hints[n])
+                  for n in names})
+
+
+def _initializer_map(raw: Any, field: str, activations: Sequence[str]) -> Mapping[str, InitializerSpec]:
+    """label -> spec, checked against every activation the models will use (``gain: auto``)."""
+    if not isinstance(raw, Mapping) or not raw:
+        _fail(field, raw, "a non-empty mapping label -> name or {name: ..., <args>}")
+    specs = {}
+    for label, entry in raw.items():
+        if not isinstance(label, str) or not label.replace("_", "").replace("-", "").isalnum():
+            _fail(field, label, "labels of letters, digits, '_' and '-'")
+        spec = InitializerSpec.parse(label, entry, field)
+        for activation in activations:
+            try:  # e.g. `gain: auto` needs an activation with a known gain
+                initializers.effective_args(spec.name, spec.args, activation)
+            except initializers.InitializerError as err:
+                raise ConfigError(f"params: {field}.{label}: {err}") from None
+        specs[label] = spec
+    return types.MappingProxyType(specs)
 
 
 def from_dict(raw: Any) -> Params:
     """Validate a parsed params mapping into :class:`Params`."""
     if not isinstance(raw, Mapping):
         _fail("<top level>", raw, "a mapping")
-    top = ("experiment", "data", "model", "train", "initializers")
+    top = ("experiment", "data", "model", "train", "initializers", "study")
     unknown = sorted(set(raw) - set(top))
     if unknown:
         _fail(unknown[0], raw[unknown[0]], f"known top-level keys: {', '.join(top)}")
@@ -182,27 +262,24 @@ def from_dict(raw: Any) -> Params:
             raise ConfigError(f"params: {key}: missing (required key)")
     if not isinstance(raw["experiment"], str) or not raw["experiment"].strip():
         _fail("experiment", raw["experiment"], "a non-empty MLflow experiment name")
-    inits = raw["initializers"]
-    if not isinstance(inits, Mapping) or not inits:
-        _fail("initializers", inits, "a non-empty mapping label -> name or {name: ..., <args>}")
-    for label in inits:
-        if not isinstance(label, str) or not label.replace("_", "").replace("-", "").isalnum():
-            _fail("initializers", label, "labels of letters, digits, '_' and '-'")
-    params = Params(
+    model = _section(ModelConfig, raw["model"], "model")
+    study = raw["study"] if isinstance(raw["study"], Mapping) else _fail("study", raw["study"], "a mapping")
+    depth = study.get("depth")
+    if not isinstance(depth, Mapping):
+        _fail("study.depth", depth, "a mapping")
+    activations = depth.get("activations")
+    activations = activations if isinstance(activations, list) else []
+    return Params(
         experiment=raw["experiment"],
         data=_section(DataConfig, raw["data"], "data"),
-        model=_section(ModelConfig, raw["model"], "model"),
+        model=model,
         train=_section(TrainConfig, raw["train"], "train"),
-        initializers=types.MappingProxyType(
-            {label: InitializerSpec.parse(label, spec) for label, spec in inits.items()}
-        ),
+        initializers=_initializer_map(raw["initializers"], "initializers", [model.activation]),
+        study=_section(StudyConfig, study, "study", depth=_section(
+            DepthConfig, depth, "study.depth", initializers=_initializer_map(
+                depth.get("initializers"), "study.depth.initializers",
+                [a for a in activations if a in ACTIVATIONS] + ["linear"]))),
     )
-    for label, spec in params.initializers.items():
-        try:  # e.g. `gain: auto` needs an activation with a known gain
-            initializers.effective_args(spec.name, spec.args, params.model.activation)
-        except initializers.InitializerError as err:
-            raise ConfigError(f"params: initializers.{label}: {err}") from None
-    return params
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

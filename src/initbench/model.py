@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from initbench import initializers
+from initbench import initializers, lsuv
 from initbench.config import InitializerSpec, ModelConfig, TrainConfig
 
 INPUT_SHAPE = (28, 28)
@@ -20,6 +20,19 @@ INPUT_SHAPE = (28, 28)
 def layer_seed(model_seed: int, layer_index: int) -> int:
     """A distinct, reproducible 31-bit seed for layer ``layer_index`` of a model."""
     return int(np.random.SeedSequence([model_seed, layer_index]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def data_batch_seed(model_seed: int) -> int:
+    """Seed of the data batch a data-dependent initializer (LSUV) uses for a model."""
+    return layer_seed(model_seed, 1_000_000)
+
+
+def data_dependent_init(model: keras.Model, spec: InitializerSpec, x_train: np.ndarray, seed: int):
+    """Run ``spec``'s data-dependent step (LSUV) on a built model; its report, or None."""
+    if not initializers.get_info(spec.name).data_dependent:
+        return None
+    batch = lsuv.sample_batch(x_train, spec.args["batch_size"], data_batch_seed(seed))
+    return lsuv.lsuv_init(model, batch, spec.args["tol"], spec.args["max_iter"])
 
 
 def build_model(

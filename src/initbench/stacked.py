@@ -48,25 +48,42 @@ class StackedMLP:
         if cfg.optimizer not in SUPPORTED_OPTIMIZERS:
             raise ValueError(f"train.optimizer: the stacked trainer supports "
                              f"{', '.join(SUPPORTED_OPTIMIZERS)}; got {cfg.optimizer!r}")
-        per_model = [dense_weights(m) for m in models]
-        shapes = {tuple(w.shape for pair in weights for w in pair) for weights in per_model}
-        if len(shapes) != 1:
-            raise ValueError(f"stacked models must share one architecture; got shapes {shapes}")
         self.k = len(models)
         self.activation = keras.activations.get(activation)
         self.cfg = cfg
-        self.params = []
-        for i in range(len(per_model[0])):
-            for j, name in enumerate(("kernel", "bias")):
-                # The first kernel is stored (fan_in, K, fan_out): its input batch is shared by
-                # all K models, so the layer is one plain GEMM with no per-step transpose.
-                axis = 1 if (i, j) == (0, 0) else 0
-                value = np.stack([weights[i][j] for weights in per_model], axis=axis)
-                self.params.append(tf.Variable(value.astype(np.float32), name=f"{name}_{i}"))
+        self.params = [tf.Variable(v, name=f"w{i}") for i, v in enumerate(self._stacked(models))]
         self.slots = [[tf.Variable(tf.zeros_like(p)) for p in self.params] for _ in range(2)]
         self.iterations = tf.Variable(0, dtype=tf.int64)
         self._epoch = tf.function(self._run_steps, jit_compile=True, reduce_retracing=True)
         self._eval = tf.function(self._evaluate_batch, jit_compile=True, reduce_retracing=True)
+
+    @staticmethod
+    def _stacked(models: Sequence[keras.Model]) -> list[np.ndarray]:
+        per_model = [dense_weights(m) for m in models]
+        shapes = {tuple(w.shape for pair in weights for w in pair) for weights in per_model}
+        if len(shapes) != 1:
+            raise ValueError(f"stacked models must share one architecture; got shapes {shapes}")
+        out = []
+        for i in range(len(per_model[0])):
+            for j in range(2):
+                # The first kernel is stored (fan_in, K, fan_out): its input batch is shared by
+                # all K models, so the layer is one plain GEMM with no per-step transpose.
+                axis = 1 if (i, j) == (0, 0) else 0
+                value = np.stack([weights[i][j] for weights in per_model], axis=axis)
+                out.append(value.astype(np.float32))
+        return out
+
+    def reset(self, models: Sequence[keras.Model]) -> None:
+        """Start over with the weights of ``models`` (same K and architecture), fresh optimizer
+        state; the compiled functions are reused, so a new chunk of models costs no compile."""
+        values = self._stacked(models)
+        if [v.shape for v in values] != [tuple(p.shape) for p in self.params]:
+            raise ValueError("reset needs models of the same architecture and count")
+        for p, v in zip(self.params, values, strict=True):
+            p.assign(v)
+        for slot in (*self.slots[0], *self.slots[1]):
+            slot.assign(tf.zeros_like(slot))
+        self.iterations.assign(0)
 
     # -- model ---------------------------------------------------------------------------------
     def forward(self, x: tf.Tensor, collect: bool = False):

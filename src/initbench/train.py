@@ -25,9 +25,10 @@ import mlflow
 import numpy as np
 import tensorflow as tf
 
-from initbench import initializers, lsuv, normalize, tracking
+from initbench import initializers, normalize, tracking
 from initbench.config import Params
-from initbench.model import build_model, compile_model, layer_seed
+from initbench.model import build_model, compile_model, data_batch_seed, layer_seed
+from initbench.model import data_dependent_init as model_data_init
 from initbench.paths import HISTORY_FILE, MODEL_FILE, TRAIN_METRICS_FILE
 from initbench.stacked import StackedMLP
 
@@ -59,17 +60,13 @@ def run_params(params: Params, label: str) -> dict[str, Any]:
 
 
 def lsuv_batch_seed(params: Params) -> int:
-    """Seed of the LSUV mini-batch: derived from the model seed, distinct from the layer seeds."""
-    return layer_seed(params.train.seed, 1_000_000)
+    """Seed of the LSUV mini-batch of the train stage's model."""
+    return data_batch_seed(params.train.seed)
 
 
 def data_dependent_init(model: keras.Model, params: Params, label: str, x_train: np.ndarray):
-    """Run the data-dependent step of the initializer (LSUV), if it has one; return its report."""
-    spec = params.initializer(label)
-    if not initializers.get_info(spec.name).data_dependent:
-        return None
-    batch = lsuv.sample_batch(x_train, spec.args["batch_size"], lsuv_batch_seed(params))
-    return lsuv.lsuv_init(model, batch, spec.args["tol"], spec.args["max_iter"])
+    """The train stage's data-dependent init step (LSUV), if its initializer has one."""
+    return model_data_init(model, params.initializer(label), x_train, params.train.seed)
 
 
 def _write_history(path: Path, rows: list[dict[str, float]]) -> None:

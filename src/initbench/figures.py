@@ -1,0 +1,81 @@
+"""The study report's figures (matplotlib, written as PNG)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from initbench.stats import Interval
+
+
+def accuracy_vs_depth(summary: Mapping[tuple[int, str, str], Interval], depths: Sequence[int],
+                      activations: Sequence[str], labels: Sequence[str], path: Path) -> None:
+    """Test accuracy vs depth, one line per initializer with CI bars, one panel per activation."""
+    fig, axes = plt.subplots(1, len(activations), figsize=(6.5 * len(activations), 4.8), squeeze=False)
+    for ax, act in zip(axes[0], activations, strict=True):
+        for j, label in enumerate(labels):
+            ivs = [summary[(d, act, label)] for d in depths]
+            mean = np.array([iv.mean for iv in ivs])
+            low = np.array([iv.mean - iv.low if math.isfinite(iv.low) else 0 for iv in ivs])
+            high = np.array([iv.high - iv.mean if math.isfinite(iv.high) else 0 for iv in ivs])
+            xs = np.arange(len(depths)) + (j - len(labels) / 2) * 0.03
+            ax.errorbar(xs, mean, yerr=[low, high], marker="o", ms=4, capsize=3, label=label)
+        ax.set_xticks(range(len(depths)), [str(d) for d in depths])
+        ax.set(xlabel="hidden layers", ylabel="test accuracy", title=f"{act}", ylim=(0, 1))
+        ax.axhline(0.1, color="grey", lw=0.8, ls=":")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8, loc="lower left")
+    fig.suptitle("Test accuracy vs depth (mean and confidence interval over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def per_layer(curves: Mapping[str, Mapping[str, Sequence[float]]], ylabel: str, title: str,
+              path: Path) -> None:
+    """One panel per cell: a per-layer statistic at initialization, log scale, per initializer."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(6.5 * len(curves), 4.8), squeeze=False)
+    for ax, (cell, by_label) in zip(axes[0], curves.items(), strict=True):
+        for label, values in by_label.items():
+            v = np.array(values, dtype=np.float64)
+            v = np.where(np.isfinite(v) & (v > 0), v, np.nan)
+            ax.plot(np.arange(1, len(v) + 1), v, marker="o", ms=3, label=label)
+        ax.set_yscale("log")
+        ax.set(xlabel="layer", ylabel=ylabel, title=cell)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def learning_curves(members: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """Baseline validation accuracy per epoch: mean line and min-max band over seeds."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label in dict.fromkeys(m["label"] for m in members):
+        runs = np.array([[r["val_accuracy"] for r in m["history"]]
+                         for m in members if m["label"] == label])
+        epochs = np.arange(1, runs.shape[1] + 1)
+        line, = ax.plot(epochs, runs.mean(axis=0), marker="o", ms=3, label=label)
+        ax.fill_between(epochs, runs.min(axis=0), runs.max(axis=0), alpha=0.2,
+                        color=line.get_color())
+    ax.set(xlabel="epoch", ylabel="validation accuracy",
+           title="Baseline: validation accuracy (mean, band = min..max over seeds)")
+    finite = [m["history"][-1]["val_accuracy"] for m in members]
+    good = [v for v in finite if v > 0.5]
+    if good:
+        ax.set_ylim(min(good) - 0.02, 1.0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

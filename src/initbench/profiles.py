@@ -1,0 +1,46 @@
+"""Profiles: named sets of parameter values overlaid onto ``params.yaml`` (``profiles/*.yaml``).
+
+The overlay keeps params.yaml's comments and order (ruamel.yaml round trip); nested mappings are
+merged key by key, except ``initializers`` mappings, which are replaced whole. The result is
+validated before the file is written, and written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ruamel.yaml import YAML
+
+from initbench import config
+
+REPLACED = ("initializers",)
+
+
+def _merge(base: Any, overlay: Any) -> None:
+    for key, value in overlay.items():
+        if isinstance(value, dict) and key not in REPLACED and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def apply_profile(params_path: Path, name: str) -> None:
+    profile = params_path.parent / "profiles" / f"{name}.yaml"
+    if not profile.is_file():
+        known = sorted(p.stem for p in profile.parent.glob("*.yaml"))
+        raise config.ConfigError(f"profile {name!r}: no {profile}; known profiles: {', '.join(known)}")
+    rt = YAML()
+    doc = rt.load(params_path.read_text())
+    _merge(doc, yaml.safe_load(profile.read_text()) or {})
+    buffer = io.StringIO()
+    rt.dump(doc, buffer)
+    config.from_dict(yaml.safe_load(buffer.getvalue()))  # validate before writing
+    fd, tmp = tempfile.mkstemp(dir=params_path.parent, prefix=".params.", suffix=".yaml")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(buffer.getvalue())
+    os.replace(tmp, params_path)

@@ -1,0 +1,135 @@
+"""The ``report`` stage: statistics over seeds, figures and ``reports/report.md``.
+
+Reads the study cells' ``results.json`` (only the cells of the current params), computes per
+(cell, initializer) means with Student-t intervals, divergence rates and Welch intervals against a
+reference initializer (He for ReLU, Glorot for tanh), draws the figures, and writes text that
+states what the numbers show -- including where they do not match the study's starting claims or
+the literature. Every number in the report comes from the results files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from initbench.config import Params
+from initbench.stats import Interval, t_interval, verdict, welch_difference
+from initbench.study_stage import RESULTS_FILE, cell_name
+
+REFERENCE = {"relu": "he_normal", "tanh": "glorot_uniform"}
+# The study's starting claims (MNIST test accuracy) and the labels that stand for them.
+CLAIMS = (("random", "random_normal", 0.92), ("Gaussian", "gaussian", 0.93),
+          ("Xavier", "glorot_uniform", 0.94), ("He", "he_normal", 0.945))
+
+
+def load_cells(params: Params, study_dir: Path) -> dict[str, dict[str, Any]]:
+    cells = {"baseline": study_dir / "baseline"}
+    for d in params.study.depth.depths:
+        for a in params.study.depth.activations:
+            cells[cell_name(d, a)] = study_dir / "depth" / f"{d}-{a}"
+    out = {}
+    for name, path in cells.items():
+        file = path / RESULTS_FILE
+        if not file.is_file():
+            raise FileNotFoundError(f"{file} is missing: run the study stage of cell {name}")
+        out[name] = json.loads(file.read_text())
+    return out
+
+
+def by_label(cell: dict[str, Any], key: str) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for m in cell["members"]:
+        out.setdefault(m["label"], []).append(float(m[key]))
+    return out
+
+
+def _pct(iv: Interval) -> str:
+    if not math.isfinite(iv.mean):
+        return "n/a"
+    ci = f" [{100 * iv.low:.2f}, {100 * iv.high:.2f}]" if math.isfinite(iv.low) else ""
+    return f"{100 * iv.mean:.2f}{ci}"
+
+
+def cell_table(cell: dict[str, Any], confidence: float) -> tuple[list[str], dict[str, Any]]:
+    """Markdown rows and a summary for one cell."""
+    acc, loss = by_label(cell, "test_accuracy"), by_label(cell, "final_train_loss")
+    div = by_label(cell, "diverged")
+    ref = REFERENCE.get(cell["activation"], next(iter(acc)))
+    ref = ref if ref in acc else next(iter(acc))
+    rows = [f"| initializer | test accuracy % (mean [{confidence:.0%} CI]) | sd (pp) "
+            f"| final train loss | diverged | vs {ref} (pp, [CI]) |", "|---|---:|---:|---:|---:|---|"]
+    summary = {}
+    for label, values in acc.items():
+        iv, liv = t_interval(values, confidence), t_interval(loss[label], confidence)
+        diff = welch_difference(values, acc[ref], confidence)
+        words = "reference" if label == ref else (
+            f"{100 * diff.mean:+.2f} [{100 * diff.low:+.2f}, {100 * diff.high:+.2f}]: {verdict(diff)}"
+            if math.isfinite(diff.low) else verdict(diff))
+        rows.append(f"| {label} | {_pct(iv)} | {100 * iv.sd:.2f} | {liv.mean:.4f} "
+                    f"| {int(sum(div[label]))}/{len(values)} | {words} |")
+        summary[label] = {"mean": iv.mean, "low": iv.low, "high": iv.high, "sd": iv.sd,
+                          "n": iv.n, "divergence_rate": float(np.mean(div[label])),
+                          "final_train_loss": liv.mean, "vs_reference": verdict(diff),
+                          "difference": diff.mean}
+    return rows, {"reference": ref, "initializers": summary}
+
+
+def init_profile(cell: dict[str, Any], stat: str) -> dict[str, list[float]]:
+    """label -> per-layer ``stat`` at initialization (epoch 0), hidden layers, first seed."""
+    out = {}
+    for m in cell["members"]:
+        if m["seed_index"] == 0:
+            out[m["label"]] = m["diagnostics"][stat][0][:-1]
+    return out
+
+
+def literature_checks(cells: dict[str, dict[str, Any]], deepest: int) -> list[str]:
+    """Each expectation from the literature, the measured number, and whether they agree."""
+    lines = []
+
+    def profile(act: str, label: str, stat: str) -> list[float] | None:
+        cell = cells.get(cell_name(deepest, act))
+        return None if cell is None else init_profile(cell, stat).get(label)
+
+    def check(text: str, value: str, ok: bool | None) -> None:
+        mark = "not in this run" if ok is None else ("consistent" if ok else
+                                                     "**NOT consistent -- investigate**")
+        lines.append(f"- {text}: {value} -> {mark}.")
+
+    def ratio(p: list[float] | None) -> float:
+        return p[-1] / p[0] if p and p[0] > 0 and math.isfinite(p[-1]) else math.nan
+
+    sat = profile("tanh", "gaussian_1", "dead_fraction")
+    check(f"Deep tanh with N(0,1) saturates (depth {deepest})",
+          "n/a" if sat is None else f"{100 * np.mean(sat):.0f}% of activations have |a| > 0.99",
+          None if sat is None else bool(np.mean(sat) > 0.5))
+    col = profile("tanh", "gaussian_001", "act_std")
+    check("Deep tanh with N(0, 0.01^2) collapses toward zero",
+          "n/a" if col is None else f"activation std {col[0]:.2e} (layer 1) -> {col[-1]:.2e} (last)",
+          None if col is None else bool(col[-1] < 1e-3))
+    for act, label, text, lo, hi in (
+        ("tanh", "glorot_uniform", "Glorot keeps tanh activations stable across layers", 0.1, 10),
+        ("relu", "he_normal", "He keeps ReLU activation scale roughly constant with depth", 0.25, 4),
+        ("relu", "lsuv", "LSUV keeps ReLU activation scale constant", 0.5, 2),
+    ):
+        p = profile(act, label, "act_std")
+        r = ratio(p)
+        check(text, "n/a" if p is None else f"std last/first hidden layer = {r:.2f}",
+              None if p is None else bool(lo <= r <= hi))
+    small = profile("relu", "random_normal", "act_std")
+    check("Deep ReLU with a small fixed stddev (0.05) vanishes",
+          "n/a" if small is None else f"std last/first hidden layer = {ratio(small):.1e}",
+          None if small is None else bool(ratio(small) < 0.01))
+    relu = cells.get(cell_name(deepest, "relu"))
+    if relu is not None:
+        acc = by_label(relu, "test_accuracy")
+        if "lsuv" in acc and "he_normal" in acc:
+            d = welch_difference(acc["lsuv"], acc["he_normal"], 0.95)
+            check(f"LSUV at least as good as He at depth {deepest} (ReLU)",
+                  f"difference {100 * d.mean:+.2f} pp [{100 * d.low:+.2f}, {100 * d.high:+.2f}]",
+                  bool(d.high >= 0) if math.isfinite(d.high) else None)
+    return lines

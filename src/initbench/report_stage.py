@@ -1,0 +1,143 @@
+"""Assemble ``reports/report.md``, its figures and ``summary.json``; log them to the parent run."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mlflow.tracking import MlflowClient
+
+from initbench import figures, tracking
+from initbench.config import Params
+from initbench.report import CLAIMS, by_label, cell_table, init_profile, literature_checks, load_cells
+from initbench.stats import t_interval
+from initbench.study_stage import cell_name
+
+
+def _claims(baseline: dict[str, Any], confidence: float) -> list[str]:
+    acc = by_label(baseline, "test_accuracy")
+    rows = ["| starting claim | initializer here | claimed | measured % (mean [CI]) | verdict |",
+            "|---|---|---:|---:|---|"]
+    for name, label, claimed in CLAIMS:
+        if label not in acc:
+            rows.append(f"| {name} | {label} | {100 * claimed:.1f} | not in this run | - |")
+            continue
+        iv = t_interval(acc[label], confidence)
+        half = max(0.005, (iv.high - iv.low) / 2 if math.isfinite(iv.low) else 0.005)
+        gap = iv.mean - claimed
+        words = ("reproduced" if abs(gap) <= half else
+                 f"not reproduced: {100 * abs(gap):.1f} pp {'higher' if gap > 0 else 'lower'}")
+        rows.append(f"| {name} | {label} | {100 * claimed:.1f} | {100 * iv.mean:.2f} "
+                    f"[{100 * iv.low:.2f}, {100 * iv.high:.2f}] | {words} |")
+    return rows
+
+
+def _findings(summary: dict[str, Any]) -> list[str]:
+    lines = []
+    for cell, s in summary.items():
+        inits = s["initializers"]
+        sane = {k: v for k, v in inits.items() if v["divergence_rate"] < 1 and math.isfinite(v["mean"])}
+        n_same = sum(v["vs_reference"] == "no detectable difference" for v in inits.values())
+        better = [k for k, v in inits.items() if v["vs_reference"] == "higher accuracy"]
+        worse = [k for k, v in inits.items() if v["vs_reference"] == "lower accuracy"]
+        failed = [k for k, v in inits.items() if v["divergence_rate"] > 0]
+        spread = (max(v["mean"] for v in sane.values()) - min(v["mean"] for v in sane.values())
+                  if sane else math.nan)
+        lines.append(
+            f"- **{cell}** (reference {s['reference']}): {n_same} of {len(inits) - 1} initializers "
+            f"show no detectable difference from it; higher: {', '.join(better) or 'none'}; lower: "
+            f"{', '.join(worse) or 'none'}; diverged or stuck at chance in some seed: "
+            f"{', '.join(failed) or 'none'}; spread of means among the others "
+            f"{100 * spread:.2f} pp.")
+    return lines
+
+
+def write_report(params: Params, study_dir: Path, out_dir: Path, root: Path) -> dict[str, Any]:
+    """Run the stage: write ``out_dir`` (report.md, figures/, summary.json) atomically."""
+    cells = load_cells(params, study_dir)
+    conf, dc = params.study.confidence, params.study.depth
+    deepest = max(dc.depths)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        (tmp / "figures").mkdir()
+        summary, tables = {}, {}
+        for name, cell in cells.items():
+            tables[name], summary[name] = cell_table(cell, conf)
+        labels = list(dc.initializers)
+        acc = {(d, a, lab): t_interval(by_label(cells[cell_name(d, a)], "test_accuracy")[lab], conf)
+               for d in dc.depths for a in dc.activations for lab in labels}
+        figures.accuracy_vs_depth(acc, dc.depths, dc.activations, labels,
+                                  tmp / "figures" / "accuracy_vs_depth.png")
+        deep = {f"depth {deepest}, {a}": cells[cell_name(deepest, a)] for a in dc.activations}
+        figures.per_layer({k: init_profile(c, "act_std") for k, c in deep.items()},
+                          "activation std", "Activation std per layer at initialization",
+                          tmp / "figures" / "activation_std_at_init.png")
+        figures.per_layer({k: init_profile(c, "grad_norm") for k, c in deep.items()},
+                          "||dL/dW||", "Kernel gradient norm per layer at initialization",
+                          tmp / "figures" / "gradient_norm_at_init.png")
+        figures.learning_curves(cells["baseline"]["members"], tmp / "figures" / "baseline_curves.png")
+        md = _markdown(params, cells, tables, summary, deepest)
+        (tmp / "report.md").write_text(md)
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        parent, _ = tracking.get_or_create_parent(params.experiment, root)
+        client = MlflowClient()
+        client.log_artifacts(parent, str(tmp), "report")
+        client.set_tag(parent, "initbench.report", "report/report.md")
+        tracking.finish_parent(parent)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return summary
+
+
+def _markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]],
+              summary: dict[str, Any], deepest: int) -> str:
+    dc, base = params.study.depth, cells["baseline"]
+    n_base = base["config"]["n_train"]
+    depth_n = next(c for k, c in cells.items() if k != "baseline")["config"]["n_train"]
+    lines = [
+        "# initbench study report", "",
+        "Generated by the `report` stage of `dvc repro` from `data/study/*/results.json`; "
+        "do not edit. Every number below comes from those runs.", "",
+        f"Confidence intervals: Student t, {params.study.confidence:.0%}, over seeds. A difference "
+        "whose interval contains 0 is reported as *no detectable difference*, not as a ranking.",
+        "", "## What the data show", "", *_findings(summary), "",
+        "### Checks against the literature", "", *literature_checks(cells, deepest), "",
+        f"## 1. Baseline: MLP 784-{'-'.join(map(str, params.model.hidden))}-10 "
+        f"({params.model.activation}), {params.train.optimizer} lr {params.train.learning_rate}, "
+        f"batch {params.train.batch_size}, {params.train.epochs} epochs, {params.study.seeds} seeds,"
+        f" {n_base} training images", "",
+        *tables["baseline"], "", "![baseline curves](figures/baseline_curves.png)", "",
+        "### The study's starting claims", "", *_claims(base, params.study.confidence), "",
+        f"## 2. Depth: plain MLPs of width {dc.width}, {dc.optimizer} lr {dc.learning_rate} "
+        f"momentum {dc.momentum}, batch {dc.batch_size}, {dc.epochs} epochs, {dc.seeds} seeds, "
+        f"{depth_n} training images", "",
+        "![accuracy vs depth](figures/accuracy_vs_depth.png)", "",
+    ]
+    for d in dc.depths:
+        for a in dc.activations:
+            lines += [f"### {d} hidden layers, {a}", "", *tables[cell_name(d, a)], ""]
+    lines += [
+        f"## 3. Signal propagation at initialization (depth {deepest}, seed 0)", "",
+        "![activation std](figures/activation_std_at_init.png)", "",
+        "![gradient norm](figures/gradient_norm_at_init.png)", "",
+        "| cell | initializer | act std layer 1 | act std last hidden | dead/saturated (mean) "
+        "| grad norm layer 1 | grad norm last hidden |", "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for a in dc.activations:
+        cell = cells[cell_name(deepest, a)]
+        std, grad = init_profile(cell, "act_std"), init_profile(cell, "grad_norm")
+        dead = init_profile(cell, "dead_fraction")
+        for label in std:
+            lines.append(f"| {deepest}-{a} | {label} | {std[label][0]:.3g} | {std[label][-1]:.3g} "
+                         f"| {np.nanmean(dead[label]):.2f} | {grad[label][0]:.3g} "
+                         f"| {grad[label][-1]:.3g} |")
+    return "\n".join(lines) + "\n"
