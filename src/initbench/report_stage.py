@@ -41,8 +41,9 @@ def _findings(summary: dict[str, Any]) -> list[str]:
     lines = []
     for cell, s in summary.items():
         inits = s["initializers"]
-        sane = {k: v for k, v in inits.items() if v["divergence_rate"] < 1 and math.isfinite(v["mean"])}
-        n_same = sum(v["vs_reference"] == "no detectable difference" for v in inits.values())
+        sane = {k: v for k, v in inits.items() if v["divergence_rate"] == 0 and math.isfinite(v["mean"])}
+        n_same = sum(v["vs_reference"] == "no detectable difference"
+                     for k, v in inits.items() if k != s["reference"])
         better = [k for k, v in inits.items() if v["vs_reference"] == "higher accuracy"]
         worse = [k for k, v in inits.items() if v["vs_reference"] == "lower accuracy"]
         failed = [k for k, v in inits.items() if v["divergence_rate"] > 0]
@@ -52,7 +53,7 @@ def _findings(summary: dict[str, Any]) -> list[str]:
             f"- **{cell}** (reference {s['reference']}): {n_same} of {len(inits) - 1} initializers "
             f"show no detectable difference from it; higher: {', '.join(better) or 'none'}; lower: "
             f"{', '.join(worse) or 'none'}; diverged or stuck at chance in some seed: "
-            f"{', '.join(failed) or 'none'}; spread of means among the others "
+            f"{', '.join(failed) or 'none'}; spread of means among those that never did: "
             f"{100 * spread:.2f} pp.")
     return lines
 
