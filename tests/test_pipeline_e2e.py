@@ -117,6 +117,10 @@ def test_mlflow_holds_parent_and_child_runs(project, client):
     study = runs(client, "study")
     assert len(study) == 3 * 2 + 4 * 5 * 2  # baseline: 3 inits x 2 seeds; 4 cells x 5 x 2
     assert {r.data.tags["mlflow.parentRunId"] for r in study} == {parent.info.run_id}
+    deep = next(r for r in study if r.data.tags["initbench.cell"] == "depth-5-tanh")
+    assert "diagnostics.json" in {a.path for a in client.list_artifacts(deep.info.run_id)}
+    steps = [m.step for m in client.get_metric_history(deep.info.run_id, "diag.act_std.L4")]
+    assert steps == [0, 1]  # at initialization and after the one epoch
     assert set(children) == set(LABELS)
     assert parent.info.status == "FINISHED"
     data_sha = __import__("hashlib").sha256((root / "data/processed/mnist.npz").read_bytes())

@@ -4,7 +4,8 @@ Writes ``<out>/results.json`` (every model's curves, test metrics, divergence fl
 diagnostics and MLflow run id) and, for the baseline with ``study.save_models``, one ``.keras``
 file per model under ``<out>/models/``. Every model gets its own MLflow run, a child of the
 pipeline's parent run, tagged with its cell, initializer and seed: per-epoch metrics (epoch as
-step), test metrics and the diagnostics as ``diag.<stat>.L<layer>`` (epoch 0 = at initialization).
+step), test metrics and the diagnostics as ``diag.<stat>.L<layer>`` (epoch 0 = at initialization),
+plus the same diagnostics as a JSON artifact (``diagnostics.json``).
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ def _log_member(client: MlflowClient, exp_id: str, parent: str, cell: str, r: di
                     for epoch, layers in enumerate(per_epoch) for layer, v in enumerate(layers)]
     for i in range(0, len(metrics), _BATCH):
         client.log_batch(run_id, metrics=metrics[i:i + _BATCH])
+    client.log_dict(run_id, {"layers": "L0 = first hidden layer ... last = output layer",
+                             "epochs": "index 0 = at initialization, i = after epoch i",
+                             **r["diagnostics"]}, "diagnostics.json")
     if model_file is not None:
         client.log_artifact(run_id, str(model_file), "model")
     client.set_terminated(run_id, "FINISHED")
