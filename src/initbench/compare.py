@@ -8,8 +8,6 @@ pointing at the child run that produced those outputs. Then it finishes the pare
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from initbench import tracking
 from initbench.config import Params
-from initbench.paths import EVAL_METRICS_FILE, HISTORY_FILE, TRAIN_METRICS_FILE
+from initbench.paths import EVAL_METRICS_FILE, HISTORY_FILE, TRAIN_METRICS_FILE, atomic_dir
 from initbench.train import read_history
 
 COMPARE_JSON, COMPARE_MD, COMPARE_PNG = "compare.json", "compare.md", "compare.png"
@@ -94,9 +92,7 @@ def compare(
 ) -> dict[str, dict[str, Any]]:
     """Run the stage; write ``out_dir`` atomically; log to and finish the parent run."""
     rows = collect(params, train_root, eval_root)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with atomic_dir(out_dir) as tmp:
         metrics = {k: {m: v for m, v in r.items() if m != "initializer"} for k, r in rows.items()}
         (tmp / COMPARE_JSON).write_text(json.dumps(metrics, indent=2) + "\n")
         (tmp / COMPARE_MD).write_text(to_markdown(rows, params))
@@ -113,9 +109,4 @@ def compare(
         client.log_batch(parent_id, params=[Param(k, str(v)) for k, v in params.flat().items()])
         client.log_artifacts(parent_id, str(tmp), "comparison")
         tracking.finish_parent(parent_id)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return rows

@@ -9,9 +9,7 @@ with the missing run's id, and given the curves and the model file, so nothing i
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ from initbench.paths import (
     HISTORY_FILE,
     MODEL_FILE,
     TRAIN_METRICS_FILE,
+    atomic_dir,
 )
 
 
@@ -92,9 +91,7 @@ def evaluate(
             "test_accuracy": results["test_accuracy"],
             "per_class_accuracy": dict(zip(spec.classes, results["per_class_accuracy"], strict=True)),
         }
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-        try:
+        with atomic_dir(out_dir) as tmp:
             (tmp / EVAL_METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
             confusion = {"classes": list(spec.classes), "matrix": results["confusion_matrix"]}
             (tmp / CONFUSION_JSON).write_text(json.dumps(confusion) + "\n")
@@ -107,9 +104,4 @@ def evaluate(
                                 for i, v in enumerate(results["per_class_accuracy"])})
             mlflow.set_tag("initbench.eval_stage", f"evaluate@{label}")
             mlflow.log_artifacts(str(tmp), "evaluation")
-            if out_dir.exists():
-                shutil.rmtree(out_dir)
-            tmp.rename(out_dir)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return metrics

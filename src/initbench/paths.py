@@ -9,6 +9,10 @@ the project (the end-to-end tests run the pipeline in a temporary copy).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +72,21 @@ class Paths:
     @property
     def compare_dir(self) -> Path:
         return self.data / "compare"
+
+
+@contextmanager
+def atomic_dir(out_dir: Path) -> Iterator[Path]:
+    """Yield an empty temporary directory beside ``out_dir``; when the block succeeds it replaces
+    ``out_dir`` in one rename, when it fails it is removed: no half-written output survives."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        yield tmp
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # File names inside the per-initializer directories, shared by the stages that write and read them.

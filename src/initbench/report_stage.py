@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from initbench import figures, tracking
 from initbench.config import Params
+from initbench.paths import atomic_dir
 from initbench.report import CLAIMS, by_label, cell_table, init_profile, literature_checks, load_cells
 from initbench.stats import t_interval
 from initbench.study_stage import cell_name
@@ -63,9 +62,7 @@ def write_report(params: Params, study_dir: Path, out_dir: Path, root: Path) -> 
     cells = load_cells(params, study_dir)
     conf, dc = params.study.confidence, params.study.depth
     deepest = max(dc.depths)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with atomic_dir(out_dir) as tmp:
         (tmp / "figures").mkdir()
         summary, tables = {}, {}
         for name, cell in cells.items():
@@ -91,11 +88,6 @@ def write_report(params: Params, study_dir: Path, out_dir: Path, root: Path) -> 
         client.log_artifacts(parent, str(tmp), "report")
         client.set_tag(parent, "initbench.report", "report/report.md")
         tracking.finish_parent(parent)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return summary
 
 

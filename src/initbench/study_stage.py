@@ -11,8 +11,6 @@ plus the same diagnostics as a JSON artifact (``diagnostics.json``).
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from initbench import normalize, tracking
 from initbench.config import Params
+from initbench.paths import atomic_dir
 from initbench.study import plan, subset, train_cell
 
 RESULTS_FILE = "results.json"
@@ -85,9 +84,7 @@ def run_cell(params: Params, data_npz: Path, out_dir: Path, root: Path,
     members = plan(specs, seeds, params.train.seed, params.study.vary_data_order)
     results, models, timing = train_cell(members, model_cfg, train_cfg, data,
                                          params.study.diagnostics_batch)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with atomic_dir(out_dir) as tmp:
         start = time.perf_counter()
         parent, exp_id = tracking.get_or_create_parent(params.experiment, root)
         client = MlflowClient()
@@ -110,9 +107,4 @@ def run_cell(params: Params, data_npz: Path, out_dir: Path, root: Path,
         out = {"cell": cell, "depth": depth, "activation": model_cfg.activation,
                "config": base, "timing": timing, "members": results}
         (tmp / RESULTS_FILE).write_text(json.dumps(out) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -29,7 +27,7 @@ from initbench import initializers, normalize, tracking
 from initbench.config import Params
 from initbench.model import build_model, compile_model, data_batch_seed, layer_seed
 from initbench.model import data_dependent_init as model_data_init
-from initbench.paths import HISTORY_FILE, MODEL_FILE, TRAIN_METRICS_FILE
+from initbench.paths import HISTORY_FILE, MODEL_FILE, TRAIN_METRICS_FILE, atomic_dir
 from initbench.stacked import StackedMLP
 
 TARGET_VAL_ACCURACY = 0.97
@@ -125,9 +123,7 @@ def train(params: Params, label: str, data_npz: Path, out_dir: Path, root: Path)
         }
         mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
 
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-        try:
+        with atomic_dir(out_dir) as tmp:
             model.save(tmp / MODEL_FILE)
             compile_model(model, params.train)  # saved with its optimizer config, like fit would
             _write_history(tmp / HISTORY_FILE, rows)
@@ -139,11 +135,6 @@ def train(params: Params, label: str, data_npz: Path, out_dir: Path, root: Path)
                 signature=mlflow.models.infer_signature(sample, model.predict(sample, verbose=0)),
                 pip_requirements=[f"tensorflow-cpu=={tf.__version__}", f"keras=={keras.__version__}"],
             )
-            if out_dir.exists():
-                shutil.rmtree(out_dir)
-            tmp.rename(out_dir)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return metrics
 
 
