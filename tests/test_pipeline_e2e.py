@@ -8,6 +8,7 @@ of two depths x two activations. Tests run in file order and share one copy.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -123,7 +124,7 @@ def test_mlflow_holds_parent_and_child_runs(project, client):
     assert steps == [0, 1]  # at initialization and after the one epoch
     assert set(children) == set(LABELS)
     assert parent.info.status == "FINISHED"
-    data_sha = __import__("hashlib").sha256((root / "data/processed/mnist.npz").read_bytes())
+    data_sha = hashlib.sha256((root / "data/processed/mnist.npz").read_bytes())
     for label, child in children.items():
         run_id = child.info.run_id
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
