@@ -1,8 +1,9 @@
 """One measured job of the benchmark, in its own process (so its peak RSS is its own).
 
-Usage: python bench/worker.py JSON_SPEC; prints one JSON line with the figures. Modes:
-``naive`` (one keras.Model.fit per model), ``stacked`` (initbench's StackedMLP), ``matmul``
-(numpy float32 GEMM rate), ``import`` (start-up cost of the stage CLI's imports).
+Usage: python bench/worker.py JSON_SPEC; prints one JSON line with the figures (``epochs``: one
+[models, first epoch of a fresh graph?, seconds] row per timed epoch). Modes: ``naive`` (one
+keras.Model.fit per model), ``stacked`` (initbench's StackedMLP), ``matmul`` (numpy float32 GEMM
+rate), ``import`` (start-up cost of the stage CLI's imports).
 """
 
 from __future__ import annotations
@@ -50,16 +51,26 @@ def run_naive(spec: dict) -> dict:
     mc = ModelConfig(tuple(spec["hidden"]), spec["activation"])
     tc = TrainConfig(spec["optimizer"], spec["lr"], spec["momentum"], spec["batch_size"], spec["epochs"], 0)
     x, y = data["x_train"][: spec["n_train"]], data["y_train"][: spec["n_train"]]
-    fit_seconds, accs = 0.0, []
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            epochs.append((1, epoch == 0, time.perf_counter() - self.start))
+
+    fit_seconds, accs, epochs = 0.0, [], []
     for label, s, seed in members(spec, params):
         model = build_model(mc, s, seed)
         data_dependent_init(model, s, x, seed)
         compile_model(model, tc)
         t = time.perf_counter()
-        model.fit(x, y, batch_size=tc.batch_size, epochs=tc.epochs, shuffle=True, verbose=0)
+        model.fit(x, y, batch_size=tc.batch_size, epochs=tc.epochs, shuffle=True, verbose=0,
+                  callbacks=[EpochTimer()])
         fit_seconds += time.perf_counter() - t
         accs.append([label, seed, float(model.evaluate(data["x_test"], data["y_test"], verbose=0)[1])])
-    return {"seconds": fit_seconds, "test_accuracy": accs}
+    return {"seconds": fit_seconds, "test_accuracy": accs, "epochs": epochs}
 
 
 def run_stacked(spec: dict) -> dict:
@@ -68,33 +79,34 @@ def run_stacked(spec: dict) -> dict:
     from initbench.config import ModelConfig, TrainConfig
     from initbench.model import build_model, data_dependent_init
     from initbench.stacked import StackedMLP, epoch_order
-    from initbench.study import MAX_STACK, STACK_PARAM_BUDGET
+    from initbench.study import split_even, stack_size
 
     params, data = load(spec)
     mc = ModelConfig(tuple(spec["hidden"]), spec["activation"])
     tc = TrainConfig(spec["optimizer"], spec["lr"], spec["momentum"], spec["batch_size"], spec["epochs"], 0)
     x, y = data["x_train"][: spec["n_train"]], data["y_train"][: spec["n_train"]]
     xt, yt = tf.constant(x), tf.constant(y)
-    size = spec.get("stack") or min(MAX_STACK, max(1, STACK_PARAM_BUDGET // (macs(spec["hidden"]))))
-    todo = members(spec, params)
-    seconds, accs, stacks = 0.0, [], {}
-    for i in range(0, len(todo), size):
-        chunk = todo[i:i + size]
+    size = spec.get("stack") or stack_size(macs(spec["hidden"]))
+    seconds, accs, stacks, epochs = 0.0, [], {}, []
+    for chunk in split_even(members(spec, params), size):
         models = [build_model(mc, s, seed) for _, s, seed in chunk]
         for m, (_, s, seed) in zip(models, chunk, strict=True):
             data_dependent_init(m, s, x, seed)
         t = time.perf_counter()
-        if len(chunk) in stacks:
+        cold = len(chunk) not in stacks  # this stack size's first epoch compiles the XLA program
+        if cold:
+            stack = stacks[len(chunk)] = StackedMLP(models, mc.activation, tc)
+        else:
             stack = stacks[len(chunk)]
             stack.reset(models)
-        else:
-            stack = stacks[len(chunk)] = StackedMLP(models, mc.activation, tc)
         for epoch in range(1, tc.epochs + 1):
             stack.train_epoch(xt, yt, epoch_order(len(y), 0, epoch))
-        seconds += time.perf_counter() - t
+            epochs.append((len(chunk), cold and epoch == 1, time.perf_counter() - t))
+            seconds += epochs[-1][2]
+            t = time.perf_counter()
         _, acc = stack.evaluate(tf.constant(data["x_test"]), tf.constant(data["y_test"]))
         accs += [[label, seed, float(a)] for (label, _, seed), a in zip(chunk, acc, strict=True)]
-    return {"seconds": seconds, "test_accuracy": accs, "stack": size}
+    return {"seconds": seconds, "test_accuracy": accs, "stack": size, "epochs": epochs}
 
 
 def run_matmul(spec: dict) -> dict:

@@ -118,10 +118,10 @@ def cmd_pipeline(args: argparse.Namespace, paths: Paths) -> None:
 
 
 def cmd_initializers(args: argparse.Namespace, paths: Paths | None) -> None:
-    from initbench import initializers
+    from initbench import initializer_docs, initializers
 
     if getattr(args, "markdown", False):
-        print(initializers.markdown_table())
+        print(initializer_docs.markdown_table())
         return
     for name in initializers.names():
         info = initializers.get_info(name)

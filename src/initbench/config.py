@@ -111,6 +111,11 @@ class InitializerSpec:
             raise ConfigError(f"params: {field}: {err}") from None
         return cls(label, name, types.MappingProxyType(resolved))
 
+    def flat(self) -> dict[str, Any]:
+        """The MLflow params that name this initializer: label, registry name, every argument."""
+        return {"initializer.label": self.label, "initializer.name": self.name,
+                **{f"initializer.{k}": v for k, v in self.args.items()}}
+
 
 @dataclass(frozen=True)
 class DepthConfig:

@@ -40,14 +40,12 @@ def signal_stats(stack: StackedMLP, x: np.ndarray, y: np.ndarray, activation: st
     out: dict[str, list[np.ndarray]] = {name: [] for name in STATS}
     last = len(kernels) - 1
     for i, (z, a, w, g) in enumerate(zip(pre, post, kernels, grads, strict=True)):
-        # The first kernel is stored (fan_in, K, fan_out); the others (K, fan_in, fan_out).
-        axes = (0, 2) if i == 0 else (1, 2)
         out["pre_mean"].append(tf.reduce_mean(z, axis=(1, 2)))
         out["pre_std"].append(tf.math.reduce_std(z, axis=(1, 2)))
         out["act_mean"].append(tf.reduce_mean(a, axis=(1, 2)))
         out["act_std"].append(tf.math.reduce_std(a, axis=(1, 2)))
         out["dead_fraction"].append(_dead(a, "softmax" if i == last else activation))
-        out["grad_norm"].append(tf.norm(g, axis=axes))
-        out["kernel_std"].append(tf.math.reduce_std(w, axis=axes))
+        out["grad_norm"].append(tf.norm(g, axis=(1, 2)))
+        out["kernel_std"].append(tf.math.reduce_std(w, axis=(1, 2)))
     return {k: np.stack([np.asarray(v, dtype=np.float64) for v in vals], axis=1)
             for k, vals in out.items()}

@@ -61,12 +61,30 @@ def subset(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[np.n
 
 def chunks(members: list[Member], n_params: int) -> list[list[Member]]:
     """Members grouped by data order, each group cut into cache-sized stacks."""
-    size = min(MAX_STACK, max(1, STACK_PARAM_BUDGET // max(1, n_params)))
+    size = stack_size(n_params)
     out = []
     for seed in sorted({m.data_seed for m in members}):
-        group = [m for m in members if m.data_seed == seed]
-        out += [group[i:i + size] for i in range(0, len(group), size)]
+        out += split_even([m for m in members if m.data_seed == seed], size)
     return out
+
+
+def stack_size(n_params: int) -> int:
+    """The most models of n_params weights to stack: their weights and optimizer state stay in cache."""
+    return min(MAX_STACK, max(1, STACK_PARAM_BUDGET // max(1, n_params)))
+
+
+def split_even(items: list, size: int) -> list[list]:
+    """``items`` in the fewest runs of at most ``size``, their lengths differing by at most one.
+
+    (50 models in stacks of 8 -> 8 + 7 x 6, not 6 x 8 + 2: a stack of 2 wastes the batching, and
+    at most two stack sizes means at most two XLA compilations.)
+    """
+    n = -(-len(items) // size) if items else 0
+    base, extra = divmod(len(items), n) if n else (0, 0)
+    bounds = [0]
+    for i in range(n):
+        bounds.append(bounds[-1] + base + (i < extra))
+    return [items[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def diverged(history: list[dict[str, float]]) -> bool:

@@ -19,7 +19,7 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from initbench import normalize, tracking
-from initbench.config import Params
+from initbench.config import InitializerSpec, Params
 from initbench.paths import atomic_dir
 from initbench.study import plan, subset, train_cell
 
@@ -50,8 +50,7 @@ def _log_member(client: MlflowClient, exp_id: str, parent: str, cell: str, r: di
         **tags, "mlflow.parentRunId": parent, tracking.ROLE_TAG: "study",
         "initbench.cell": cell, "initbench.label": r["label"], "initbench.seed": str(r["init_seed"])})
     run_id = run.info.run_id
-    values = {**base, "initializer.label": r["label"], "initializer.name": r["initializer"],
-              **{f"initializer.{k}": v for k, v in r["args"].items()},
+    values = {**base, **InitializerSpec(r["label"], r["initializer"], r["args"]).flat(),
               "init_seed": r["init_seed"], "data_seed": r["data_seed"]}
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in values.items()])
     now = int(time.time() * 1000)

@@ -43,9 +43,7 @@ def run_params(params: Params, label: str) -> dict[str, Any]:
     """Every effective parameter of one run, flattened (what MLflow records)."""
     spec = params.initializer(label)
     out = params.flat()
-    out["initializer.label"] = label
-    out["initializer.name"] = spec.name
-    out.update({f"initializer.{k}": v for k, v in spec.args.items()})
+    out.update(spec.flat())
     n_layers = len(params.model.hidden) + 1
     seeds = [layer_seed(params.train.seed, i) for i in range(n_layers)]
     first = initializers.make(spec.name, seeds[0], spec.args, activation=params.model.activation)
