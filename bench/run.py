@@ -5,7 +5,7 @@ Runs, in one invocation, interleaved and repeated, each job in its own process:
     of params.yaml, E epochs on the full training split) with the naive reference and with
     initbench's trainer -> model-epochs/s of each, their ratio (median of repeats), the same over
     the epochs after the first (no tracing/compilation), samples/s, achieved GFLOP/s, test
-    accuracies of both;
+    accuracies of both and their paired differences (95% t-interval);
   * the deep work (20 x 256 ReLU MLP, SGD momentum, batch 128) with initbench's trainer ->
     achieved GFLOP/s vs the float32 matmul rate numpy reaches on this machine in the same run;
   * overheads: Python + TensorFlow + MLflow import of a stage, MLflow run creation, a no-op
@@ -77,6 +77,18 @@ def dvc_overhead() -> dict:
     return out
 
 
+def parity(naive: list, stacked: list) -> dict:
+    """Paired test-accuracy differences (stacked - naive, pp) over the models that trained."""
+    from initbench.stats import t_interval, verdict
+    from initbench.study import CHANCE_ACCURACY
+
+    diffs = [100 * (s[2] - n[2]) for n, s in zip(naive, stacked, strict=True)
+             if n[:2] == s[:2] and min(n[2], s[2]) > CHANCE_ACCURACY]
+    iv = t_interval(diffs, 0.95)
+    return {"models": iv.n, "mean_pp": iv.mean, "ci95_pp": [iv.low, iv.high],
+            "verdict": verdict(iv, "accuracy (stacked vs naive)")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -146,6 +158,7 @@ def main() -> None:
                      **dvc_overhead()},
         "test_accuracy": {"naive": naive[0]["test_accuracy"], "stacked": stacked[0]["test_accuracy"]},
     }
+    result["accuracy_parity"] = parity(naive[0]["test_accuracy"], stacked[0]["test_accuracy"])
     result["speedup"] = result["stacked"]["model_epochs_per_s"] / result["naive"]["model_epochs_per_s"]
     if args.epochs > 1:
         result["warm_speedup"] = (result["stacked"]["warm_model_epochs_per_s"]
@@ -154,6 +167,9 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "test_accuracy"}, indent=1))
     warm_note = f" ({result['warm_speedup']:.1f}x after compilation)" if args.epochs > 1 else ""
+    acc = result["accuracy_parity"]
+    print(f"test accuracy, stacked - naive over {acc['models']} models: {acc['mean_pp']:+.2f} pp, "
+          f"95% CI [{acc['ci95_pp'][0]:+.2f}, {acc['ci95_pp'][1]:+.2f}]: {acc['verdict']}")
     print(f"speed-up (model-epochs/s, median of {args.repeats}): {result['speedup']:.1f}x{warm_note}; "
           f"deep MLP at {100 * result['deep_fraction_of_matmul']:.0f}% of the matmul rate")
 
