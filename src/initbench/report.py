@@ -60,12 +60,17 @@ def cell_table(cell: dict[str, Any], confidence: float) -> tuple[list[str], dict
     div = by_label(cell, "diverged")
     ref = REFERENCE.get(cell["activation"], next(iter(acc)))
     ref = ref if ref in acc else next(iter(acc))
+    # Every initializer is compared with the reference: with m such comparisons at `confidence`
+    # each, some would "differ" by chance alone. Bonferroni keeps the family-wise level.
+    m = max(1, len(acc) - 1)
+    diff_conf = 1 - (1 - confidence) / m
     rows = [f"| initializer | test accuracy % (mean [{confidence:.0%} CI]) | sd (pp) "
-            f"| final train loss | diverged | vs {ref} (pp, [CI]) |", "|---|---:|---:|---:|---:|---|"]
+            f"| final train loss | diverged | vs {ref} (pp, [{diff_conf:.2%} CI: Bonferroni, {m} "
+            "comparisons]) |", "|---|---:|---:|---:|---:|---|"]
     summary = {}
     for label, values in acc.items():
         iv, liv = t_interval(values, confidence), t_interval(loss[label], confidence)
-        diff = welch_difference(values, acc[ref], confidence)
+        diff = welch_difference(values, acc[ref], diff_conf)
         words = "reference" if label == ref else (
             f"{100 * diff.mean:+.2f} [{100 * diff.low:+.2f}, {100 * diff.high:+.2f}]: {verdict(diff)}"
             if math.isfinite(diff.low) else verdict(diff))
@@ -74,8 +79,9 @@ def cell_table(cell: dict[str, Any], confidence: float) -> tuple[list[str], dict
         summary[label] = {"mean": iv.mean, "low": iv.low, "high": iv.high, "sd": iv.sd,
                           "n": iv.n, "divergence_rate": float(np.mean(div[label])),
                           "final_train_loss": liv.mean, "vs_reference": verdict(diff),
-                          "difference": diff.mean}
-    return rows, {"reference": ref, "initializers": summary}
+                          "difference": diff.mean, "difference_low": diff.low,
+                          "difference_high": diff.high}
+    return rows, {"reference": ref, "difference_confidence": diff_conf, "initializers": summary}
 
 
 def init_profile(cell: dict[str, Any], stat: str) -> dict[str, list[float]]:
