@@ -103,12 +103,18 @@ class StackedMLP:
                 post.append(h)
         return (h, pre, post) if collect else h
 
-    def losses(self, probs: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-        """Per-model mean cross-entropy (K,), computed as Keras does from probabilities."""
+    def losses(self, probs: tf.Tensor, y: tf.Tensor, weight: tf.Tensor | None = None) -> tf.Tensor:
+        """Per-model mean cross-entropy (K,), computed as Keras does from probabilities.
+
+        ``weight`` (B,) of 1s and 0s marks the examples of a padded batch: the mean runs over the
+        1s only, and a 0 example contributes exactly 0 to the loss and to every gradient.
+        """
         probs = probs / tf.reduce_sum(probs, axis=-1, keepdims=True)
         probs = tf.clip_by_value(probs, _EPS_LOSS, 1.0 - _EPS_LOSS)
-        picked = tf.gather(probs, y, axis=2, batch_dims=2)  # (K, B)
-        return tf.reduce_mean(-tf.math.log(picked), axis=1)
+        nll = -tf.math.log(tf.gather(probs, y, axis=2, batch_dims=2))  # (K, B)
+        if weight is None:
+            return tf.reduce_mean(nll, axis=1)
+        return tf.reduce_sum(nll * weight, axis=1) / tf.reduce_sum(weight)
 
     def _broadcast_y(self, y: tf.Tensor) -> tf.Tensor:
         return tf.tile(y[None, :], (self.k, 1))
@@ -133,25 +139,25 @@ class StackedMLP:
                 p.assign_sub(g * lr)
         self.iterations.assign_add(1)
 
-    def _step(self, xb: tf.Tensor, yb: tf.Tensor):
+    def _step(self, xb: tf.Tensor, yb: tf.Tensor, wb: tf.Tensor):
         with tf.GradientTape() as tape:
             probs = self.forward(xb)
-            losses = self.losses(probs, self._broadcast_y(yb))
+            losses = self.losses(probs, self._broadcast_y(yb), wb)
             total = tf.reduce_sum(losses)
         self._apply(tape.gradient(total, self.params))
-        correct = tf.reduce_sum(tf.cast(tf.argmax(probs, axis=-1, output_type=tf.int32)
-                                        == tf.cast(yb, tf.int32)[None, :], tf.float32), axis=1)
-        return losses, correct
+        hit = tf.cast(tf.argmax(probs, axis=-1, output_type=tf.int32) == tf.cast(yb, tf.int32)[None, :],
+                      tf.float32)
+        return losses, tf.reduce_sum(hit * wb, axis=1)
 
-    def _run_steps(self, x: tf.Tensor, y: tf.Tensor, idx: tf.Tensor):
-        """Train on batches x[idx[s]] for every row s of idx (n_steps, batch)."""
-        size = tf.cast(tf.shape(idx)[1], tf.float32)
+    def _run_steps(self, x: tf.Tensor, y: tf.Tensor, idx: tf.Tensor, weight: tf.Tensor):
+        """One optimizer step on batch x[idx[s]] for every row s of idx (n_steps, batch); weight
+        (n_steps, batch) is 1 for real examples and 0 for the padding of a short last batch."""
         loss_sum = tf.zeros((self.k,), tf.float32)
         correct = tf.zeros((self.k,), tf.float32)
         for s in tf.range(tf.shape(idx)[0]):
             batch = idx[s]
-            losses, hits = self._step(tf.gather(x, batch), tf.gather(y, batch))
-            loss_sum += losses * size
+            losses, hits = self._step(tf.gather(x, batch), tf.gather(y, batch), weight[s])
+            loss_sum += losses * tf.reduce_sum(weight[s])
             correct += hits
         return loss_sum, correct
 
@@ -168,21 +174,18 @@ class StackedMLP:
 
         Returns the per-model mean training loss and accuracy over the epoch's batches.
         """
-        bs = self.cfg.batch_size
-        full = len(order) // bs
-        loss_sum = np.zeros(self.k)
-        correct = np.zeros(self.k)
-        if full:
-            idx = tf.constant(order[: full * bs].reshape(full, bs), tf.int32)
-            ls, c = self._epoch(x, y, idx)
-            loss_sum += ls.numpy()
-            correct += c.numpy()
-        if len(order) % bs:
-            idx = tf.constant(order[full * bs:][None, :], tf.int32)
-            ls, c = self._epoch(x, y, idx)
-            loss_sum += ls.numpy()
-            correct += c.numpy()
-        return loss_sum / len(order), correct / len(order)
+        # The short last batch is padded to a full one with zero-weight examples, so an epoch of
+        # any length is one call of one compiled program: a separate (1, remainder) call would
+        # cost a second XLA compilation (~1.5 s here), more than an epoch of a small stack.
+        bs, n = self.cfg.batch_size, len(order)
+        steps = -(-n // bs)
+        idx = np.zeros(steps * bs, np.int32)
+        idx[:n] = order
+        weight = np.zeros(steps * bs, np.float32)
+        weight[:n] = 1.0
+        loss_sum, correct = self._epoch(x, y, tf.constant(idx.reshape(steps, bs)),
+                                        tf.constant(weight.reshape(steps, bs)))
+        return loss_sum.numpy() / n, correct.numpy() / n
 
     def evaluate(self, x: tf.Tensor, y: tf.Tensor, batch: int = 2000) -> tuple[np.ndarray, np.ndarray]:
         """Per-model mean loss and accuracy on (x, y)."""
