@@ -1,10 +1,20 @@
-"""The study report's per-cell table: differences to the reference, adjusted for multiplicity."""
+"""The study report: the per-cell table (differences adjusted for multiplicity) and the
+diagnostics written as DVC plots."""
 
 from __future__ import annotations
 
-import pytest
+import csv
+import json
+from pathlib import Path
 
+import pytest
+import yaml
+
+from initbench import diag_plots
+from initbench.diagnostics import STATS
 from initbench.report import cell_table
+
+ROOT = Path(__file__).resolve().parents[1]
 
 REF = [0.975, 0.976, 0.977, 0.978, 0.979]
 
@@ -38,3 +48,42 @@ def test_many_comparisons_widen_the_intervals():
     assert inits["a"]["difference"] == pytest.approx(-0.0025)
     assert "99.44% CI: Bonferroni, 9 comparisons" in rows[0]
     assert len(rows) == 2 + len(groups)
+
+
+def test_diagnostics_are_written_as_dvc_plot_data(tmp_path):
+    nan = float("nan")
+
+    def member(label: str, scale: float) -> dict:
+        # 2 epochs (0 = at init, 1) x 2 layers; the output layer's dead_fraction is NaN.
+        return {"label": label, "diagnostics": {
+            stat: [[scale * (1 + e) * (1 + layer) if not (stat == "dead_fraction" and layer == 1)
+                    else nan for layer in range(2)] for e in range(2)] for stat in STATS}}
+
+    cell = {"members": [member("he_normal", 1.0), member("he_normal", 3.0), member("zeros", 0.0)]}
+    rows = diag_plots.rows(cell, "act_std")
+    he = {(r["layer"], r["epoch"]): r["act_std"] for r in rows if r["initializer"] == "he_normal"}
+    assert he == {(1, 0): 2.0, (2, 0): 4.0, (1, 1): 4.0, (2, 1): 8.0}  # means over the 2 seeds
+    assert all(r["seeds"] == 2 for r in rows if r["initializer"] == "he_normal")
+    dead = diag_plots.rows(cell, "dead_fraction")
+    assert {r["layer"] for r in dead} == {1}  # the all-NaN output layer is left out
+    paths = diag_plots.write({"baseline": cell, "depth-2-relu": cell}, tmp_path)
+    assert len(paths) == 2 * len(STATS)
+    with (tmp_path / "grad_norm" / "depth-2-relu.csv").open() as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0]) == ["initializer", "layer", "epoch", "grad_norm", "seeds"]
+    assert len(table) == 8  # 2 initializers x 2 layers x 2 epochs
+    assert float(next(r for r in table if r["initializer"] == "zeros")["grad_norm"]) == 0.0
+
+
+def test_dvc_yaml_declares_every_diagnostic_as_plots_with_an_existing_template():
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    declared = {k: v for item in dvc["plots"] if isinstance(item, dict) for k, v in item.items()}
+    for stat in STATS:
+        props = declared[f"reports/diagnostics/{stat}"]
+        assert props["x"] == "layer" and props["y"] == stat
+        template = ROOT / ".dvc" / "plots" / f"{props['template']}.json"
+        spec = json.loads(template.read_text())
+        assert spec["data"]["values"] == "<DVC_METRIC_DATA>"
+        assert spec["spec"]["encoding"]["color"]["field"] == "initializer"
+        log = spec["spec"]["encoding"]["y"]["scale"].get("type") == "log"
+        assert log == (stat in diag_plots.LOG_SCALE)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from initbench import figures, tracking
+from initbench import diag_plots, figures, tracking
 from initbench.config import Params
 from initbench.paths import atomic_dir
 from initbench.report import CLAIMS, by_label, cell_table, init_profile, literature_checks, load_cells
@@ -80,6 +80,7 @@ def write_report(params: Params, study_dir: Path, out_dir: Path, root: Path) -> 
                           "||dL/dW||", "Kernel gradient norm per layer at initialization",
                           tmp / "figures" / "gradient_norm_at_init.png")
         figures.learning_curves(cells["baseline"]["members"], tmp / "figures" / "baseline_curves.png")
+        diag_plots.write(cells, tmp / "diagnostics")
         md = _markdown(params, cells, tables, summary, deepest)
         (tmp / "report.md").write_text(md)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -122,6 +123,9 @@ def _markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]
             lines += [f"### {d} hidden layers, {a}", "", *tables[cell_name(d, a)], ""]
     lines += [
         f"## 3. Signal propagation at initialization (depth {deepest}, seed 0)", "",
+        "Every statistic of every cell, per layer, at initialization and after each epoch (means "
+        "over seeds): `reports/diagnostics/<statistic>/<cell>.csv`, declared as DVC plots -- "
+        "`dvc plots show reports/diagnostics`, or `dvc plots diff` between experiments.", "",
         "![activation std](figures/activation_std_at_init.png)", "",
         "![gradient norm](figures/gradient_norm_at_init.png)", "",
         "| cell | initializer | act std layer 1 | act std last hidden | dead/saturated (mean) "
