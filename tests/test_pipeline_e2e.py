@@ -8,6 +8,7 @@ of two depths x two activations. Tests run in file order and share one copy.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -193,6 +194,12 @@ def test_study_cells_and_report(project):
     for name in ("accuracy_vs_depth", "activation_std_at_init", "gradient_norm_at_init",
                  "baseline_curves"):
         assert (root / f"reports/figures/{name}.png").read_bytes()[:4] == b"\x89PNG"
+    for stat in ("act_std", "grad_norm", "dead_fraction"):
+        with (root / f"reports/diagnostics/{stat}/depth-5-tanh.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        layers = 6 if stat != "dead_fraction" else 5  # softmax has no dead/saturated fraction
+        assert len(rows) == 5 * layers * 2  # initializers x layers x (init + 1 epoch)
+        assert {r["seeds"] for r in rows} == {"2"}
     summary = json.loads((root / "reports/summary.json").read_text())
     assert set(summary) == {"baseline"} | {f"depth-{c}" for c in CELLS}
     assert set(summary["depth-5-tanh"]["initializers"]) == {
@@ -210,6 +217,12 @@ def test_metrics_and_plots_commands(project, env):
     assert shown  # per-file metrics of the workspace
     out = run(["dvc", "plots", "show", "--json"], project[0], env).stdout
     assert "data/train/he_normal/history.csv" in out and "data/compare/compare.png" in out
+    # The diagnostics render through the project's own Vega-Lite template.
+    html = project[0] / "plots_html"
+    run(["dvc", "plots", "show", "reports/diagnostics/act_std", "-o", str(html)], project[0], env)
+    page = (html / "index.html").read_text()
+    assert "reports/diagnostics/act_std/depth-5-tanh.csv" in page
+    assert '"color": {"field": "initializer"' in page and '"type": "log"' in page
 
 
 def test_same_seed_gives_identical_results(project, env):
