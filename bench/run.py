@@ -2,7 +2,8 @@
 
 Runs, in one invocation, interleaved and repeated, each job in its own process:
   * the baseline work (784-128-10 ReLU MLP, Adam, batch 32, the first N (initializer, seed) pairs
-    of params.yaml, E epochs on the full training split) with the naive reference and with
+    of params.yaml, E epochs on the full training split; default: every initializer, one seed,
+    train.epochs -- one seed's share of the baseline study) with the naive reference and with
     initbench's trainer -> model-epochs/s of each, their ratio (median of repeats), the same over
     the epochs after the first (no tracing/compilation), samples/s, achieved GFLOP/s, test
     accuracies of both and their paired differences (95% t-interval);
@@ -12,7 +13,7 @@ Runs, in one invocation, interleaved and repeated, each job in its own process:
     `dvc repro`.
 Prints a summary and writes JSON (default bench/results.json). FLOPs are counted from the
 architecture: 2 per multiply-add forward, backward = 2x forward, so 6 x MACs per sample.
-Usage: python bench/run.py [--repeats 3] [--models 10] [--epochs 3] [--out bench/results.json]
+Usage: python bench/run.py [--repeats 2] [--models N] [--epochs E] [--out bench/results.json]
 """
 
 from __future__ import annotations
@@ -91,9 +92,9 @@ def parity(naive: list, stacked: list) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--models", type=int, default=10)
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--models", type=int, help="default: one per initializer of params.yaml")
+    ap.add_argument("--epochs", type=int, help="default: train.epochs of params.yaml")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     args = ap.parse_args()
 
@@ -104,6 +105,10 @@ def main() -> None:
     if not data.is_file():
         sys.exit(f"{data} is missing: run `dvc repro normalize` first")
     labels = list(params.initializers)
+    # Default work: one seed's share of the baseline study -- every initializer, train.epochs
+    # epochs (the study repeats it for study.seeds seeds; the per-model cost does not change).
+    args.models = args.models or len(labels)
+    args.epochs = args.epochs or params.train.epochs
     pairs = [(label, params.train.seed + s) for s in range(params.study.seeds) for label in labels]
     base = {"params": str(ROOT / "params.yaml"), "data": str(data),
             "models": pairs[: args.models], "hidden": list(params.model.hidden),
