@@ -1,20 +1,15 @@
 """The study report: the per-cell table (differences adjusted for multiplicity) and the
-diagnostics written as DVC plots."""
+diagnostics written as DVC plot data."""
 
 from __future__ import annotations
 
 import csv
-import json
-from pathlib import Path
 
 import pytest
-import yaml
 
 from initbench import diag_plots
 from initbench.diagnostics import STATS
 from initbench.report import cell_table
-
-ROOT = Path(__file__).resolve().parents[1]
 
 REF = [0.975, 0.976, 0.977, 0.978, 0.979]
 
@@ -74,16 +69,3 @@ def test_diagnostics_are_written_as_dvc_plot_data(tmp_path):
     assert len(table) == 8  # 2 initializers x 2 layers x 2 epochs
     assert float(next(r for r in table if r["initializer"] == "zeros")["grad_norm"]) == 0.0
 
-
-def test_dvc_yaml_declares_every_diagnostic_as_plots_with_an_existing_template():
-    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    declared = {k: v for item in dvc["plots"] if isinstance(item, dict) for k, v in item.items()}
-    for stat in STATS:
-        props = declared[f"reports/diagnostics/{stat}"]
-        assert props["x"] == "layer" and props["y"] == stat
-        template = ROOT / ".dvc" / "plots" / f"{props['template']}.json"
-        spec = json.loads(template.read_text())
-        assert spec["data"]["values"] == "<DVC_METRIC_DATA>"
-        assert spec["spec"]["encoding"]["color"]["field"] == "initializer"
-        log = spec["spec"]["encoding"]["y"]["scale"].get("type") == "log"
-        assert log == (stat in diag_plots.LOG_SCALE)
