@@ -28,7 +28,7 @@ def cmd_validate(args: argparse.Namespace, paths: Paths) -> None:
 
 
 def cmd_download(args: argparse.Namespace, paths: Paths) -> None:
-    from initbench.download import download
+    from initbench.data.download import download
 
     params = _params(args)
     for name, source in download(params.data.dataset, Path(args.out)).items():
@@ -36,7 +36,7 @@ def cmd_download(args: argparse.Namespace, paths: Paths) -> None:
 
 
 def cmd_normalize(args: argparse.Namespace, paths: Paths) -> None:
-    from initbench.normalize import normalize
+    from initbench.data.normalize import normalize
 
     stats = normalize(Path(args.raw), Path(args.out), Path(args.stats), _params(args).data)
     print(f"wrote {args.out}: {stats['n']}")
@@ -44,55 +44,23 @@ def cmd_normalize(args: argparse.Namespace, paths: Paths) -> None:
 
 def cmd_train(args: argparse.Namespace, paths: Paths) -> None:
     params = _params(args)
-    params.initializer(args.initializer)
-    from initbench.train import train
+    params.cell(args.cell)  # a clear error for an unknown cell, before TensorFlow loads
+    from initbench.train.stage import run_cell
 
     data = Path(args.data) if args.data else paths.processed(params.data.dataset)
-    out = Path(args.out) if args.out else paths.train_dir(args.initializer)
-    metrics = train(params, args.initializer, data, out, paths.root)
-    print(f"{args.initializer}: val accuracy {metrics['final_val_accuracy']:.4f} "
-          f"(MLflow run {metrics['run_id']})")
-
-
-def cmd_evaluate(args: argparse.Namespace, paths: Paths) -> None:
-    params = _params(args)
-    params.initializer(args.initializer)
-    from initbench.evaluate import evaluate
-
-    model = Path(args.model) if args.model else paths.train_dir(args.initializer)
-    data = Path(args.data) if args.data else paths.processed(params.data.dataset)
-    out = Path(args.out) if args.out else paths.eval_dir(args.initializer)
-    metrics = evaluate(params, args.initializer, model, data, out, paths.root)
-    print(f"{args.initializer}: test accuracy {metrics['test_accuracy']:.4f}")
-
-
-def cmd_compare(args: argparse.Namespace, paths: Paths) -> None:
-    from initbench.compare import compare, to_markdown
-
-    params = _params(args)
-    rows = compare(params, Path(args.train_root), Path(args.eval_root), Path(args.out), paths.root)
-    print(to_markdown(rows, params))
-
-
-def cmd_study(args: argparse.Namespace, paths: Paths) -> None:
-    params = _params(args)
-    from initbench.study_stage import run_cell
-
-    depth = args.depth if args.cell == "depth" else None
-    if args.cell == "depth" and (args.depth is None or args.activation is None):
-        raise ValueError("initbench study depth needs --depth and --activation")
-    out = run_cell(params, Path(args.data), Path(args.out), paths.root, depth, args.activation)
-    t = out["timing"]
-    print(f"{out['cell']}: {len(out['members'])} models, {t['model_epochs']:.0f} model-epochs in "
+    out = Path(args.out) if args.out else paths.cell_dir(args.cell)
+    result = run_cell(params, args.cell, data, out, paths.root)
+    t = result["timing"]
+    print(f"{args.cell}: {len(result['members'])} models, {t['model_epochs']} model-epochs in "
           f"{t['train_seconds']:.1f} s training + {t['diagnostics_seconds']:.1f} s diagnostics "
-          f"+ {t['tracking_seconds']:.1f} s tracking")
+          f"+ {t['test_seconds']:.1f} s testing; wrote {out}")
 
 
 def cmd_report(args: argparse.Namespace, paths: Paths) -> None:
     params = _params(args)
-    from initbench.report_stage import write_report
+    from initbench.report.stage import write_report
 
-    write_report(params, Path(args.study), Path(args.out), paths.root)
+    write_report(params, Path(args.cells), Path(args.out), paths.root)
     print(f"wrote {Path(args.out) / 'report.md'}")
 
 
@@ -104,7 +72,8 @@ def cmd_profile(args: argparse.Namespace, paths: Paths) -> None:
 
 
 def cmd_pipeline(args: argparse.Namespace, paths: Paths) -> None:
-    """``dvc repro`` with the run ``mlflow run`` created (if any) as the pipeline's parent run."""
+    """``dvc repro [stages]`` (``dvc exp run -S ...`` with overrides), with the run ``mlflow run``
+    created (if any) as the pipeline's parent run."""
     _params(args)  # validates params.yaml with the overrides before DVC starts anything
     env = dict(os.environ)
     if "MLFLOW_RUN_ID" in env:
@@ -118,10 +87,11 @@ def cmd_pipeline(args: argparse.Namespace, paths: Paths) -> None:
 
 
 def cmd_initializers(args: argparse.Namespace, paths: Paths | None) -> None:
-    from initbench import initializer_docs, initializers
+    from initbench.init import docs
+    from initbench.init import registry as initializers
 
     if getattr(args, "markdown", False):
-        print(initializer_docs.markdown_table())
+        print(docs.markdown_table())
         return
     for name in initializers.names():
         info = initializers.get_info(name)
@@ -148,31 +118,18 @@ def parser() -> argparse.ArgumentParser:
     s = stage("normalize", cmd_normalize, "parse, split and scale the raw files")
     for flag in ("--raw", "--out", "--stats"):
         s.add_argument(flag, required=True)
-    s = stage("train", cmd_train, "train one initializer's model")
-    s.add_argument("--initializer", required=True, help="a label of params.yaml's initializers")
+    s = stage("train", cmd_train, "train and test one cell: every initializer x seed, in stacks")
+    s.add_argument("--cell", default="baseline",
+                   help="baseline (the pipeline's model) or depth-<depth>-<activation>")
     s.add_argument("--data", help="processed archive (default: data/processed/<dataset>.npz)")
-    s.add_argument("--out", help="output directory (default: data/train/<label>)")
-    s = stage("evaluate", cmd_evaluate, "evaluate one initializer's model on the test set")
-    s.add_argument("--initializer", required=True, help="a label of params.yaml's initializers")
-    s.add_argument("--model", help="train output directory (default: data/train/<label>)")
-    s.add_argument("--data", help="processed archive (default: data/processed/<dataset>.npz)")
-    s.add_argument("--out", help="output directory (default: data/eval/<label>)")
-    s = stage("compare", cmd_compare, "compare all initializers")
-    for flag in ("--train-root", "--eval-root", "--out"):
-        s.add_argument(flag, required=True)
-    s = stage("study", cmd_study, "train one study cell (baseline or a depth cell)")
-    s.add_argument("cell", choices=["baseline", "depth"])
-    s.add_argument("--depth", type=int)
-    s.add_argument("--activation")
-    for flag in ("--data", "--out"):
-        s.add_argument(flag, required=True)
-    s = stage("report", cmd_report, "statistics, figures and reports/report.md")
-    for flag in ("--study", "--out"):
-        s.add_argument(flag, required=True)
+    s.add_argument("--out", help="output directory (default: data/train/<cell>)")
+    s = stage("report", cmd_report, "statistics, comparison, figures and reports/report.md")
+    s.add_argument("--cells", required=True, help="directory of the trained cells (data/train)")
+    s.add_argument("--out", required=True, help="output directory (reports)")
     s = stage("profile", cmd_profile, "overlay a profile (profiles/<name>.yaml) onto params.yaml")
     s.add_argument("name", help="e.g. quick")
-    s = stage("pipeline", cmd_pipeline, "run `dvc repro` (used by MLproject's main entry point)")
-    s.add_argument("dvc_args", nargs=argparse.REMAINDER, help="passed on to dvc repro")
+    s = stage("pipeline", cmd_pipeline, "run `dvc repro` (used by MLproject's entry points)")
+    s.add_argument("dvc_args", nargs=argparse.REMAINDER, help="passed on to dvc (e.g. stage names)")
     s = sub.add_parser("initializers", help="list the registered initializers")
     s.add_argument("--markdown", action="store_true",
                    help="print docs/initializers.md (table, gains, common formula mistakes)")

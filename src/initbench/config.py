@@ -17,11 +17,12 @@ from typing import Any
 
 import yaml
 
-from initbench import initializers
-from initbench.datasets import DATASETS
+from initbench.data.datasets import DATASETS
+from initbench.init import registry as initializers
+from initbench.paths import cell_name
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "leaky_relu", "swish", "linear")
-OPTIMIZERS = ("adam", "sgd")  # what initbench.stacked implements (Keras update rules)
+OPTIMIZERS = ("adam", "sgd")  # what initbench.train.stacked implements (Keras update rules)
 
 
 class ConfigError(ValueError):
@@ -134,8 +135,9 @@ class DepthConfig:
     initializers: Mapping[str, InitializerSpec]
 
     def __post_init__(self) -> None:
-        if not self.depths or any(d < 1 for d in self.depths) or len(set(self.depths)) != len(self.depths):
-            _fail("study.depth.depths", list(self.depths), "a non-empty list of distinct integers >= 1")
+        if any(d < 1 for d in self.depths) or len(set(self.depths)) != len(self.depths):
+            _fail("study.depth.depths", list(self.depths),
+                  "a list of distinct integers >= 1 (empty: no depth study)")
         if self.width <= 0:
             _fail("study.depth.width", self.width, "an integer > 0")
         for act in self.activations:
@@ -143,37 +145,50 @@ class DepthConfig:
                 _fail("study.depth.activations", act, ", ".join(ACTIVATIONS))
         if not self.activations:
             _fail("study.depth.activations", [], "a non-empty list")
-        if self.seeds < 2:
-            _fail("study.depth.seeds", self.seeds, "an integer >= 2 (a confidence interval needs 2)")
+        if self.seeds < 1:
+            _fail("study.depth.seeds", self.seeds, "an integer >= 1 (2 or more for an interval)")
         if self.train_limit is not None and self.train_limit < 100:
             _fail("study.depth.train_limit", self.train_limit, "null or an integer >= 100")
 
-    def model(self, depth: int, activation: str) -> ModelConfig:
-        return ModelConfig((self.width,) * depth, activation)
-
-    def train(self, seed: int) -> TrainConfig:
-        return TrainConfig(self.optimizer, self.learning_rate, self.momentum, self.batch_size,
-                           self.epochs, seed)
 
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """Several seeds, diagnostics and statistics (the baseline uses model/train/initializers)."""
+    """Seeds, diagnostics and statistics of every cell; the depth cells' own settings."""
 
     seeds: int
     vary_data_order: bool
     confidence: float
     diagnostics_batch: int
-    save_models: bool
     depth: DepthConfig
 
     def __post_init__(self) -> None:
-        if self.seeds < 2:
-            _fail("study.seeds", self.seeds, "an integer >= 2 (a confidence interval needs 2)")
+        if self.seeds < 1:
+            _fail("study.seeds", self.seeds,
+                  "an integer >= 1 (1: one model per initializer; 2 or more for an interval)")
         if not 0.5 <= self.confidence < 1.0:
             _fail("study.confidence", self.confidence, "a number in [0.5, 1)")
         if self.diagnostics_batch < 16:
             _fail("study.diagnostics_batch", self.diagnostics_batch, "an integer >= 16")
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """One cell: an architecture and optimizer x every initializer of the cell x its seeds.
+
+    ``baseline`` is the pipeline's model (``model``, ``train``, ``initializers``, ``study.seeds``);
+    ``depth-<d>-<activation>`` a plain deep MLP of the depth study (``study.depth``). Seed i of
+    a cell initializes with ``train.seed + i``; it also orders the batches when
+    ``study.vary_data_order`` (otherwise every model of the cell sees the same order).
+    """
+
+    name: str
+    model: ModelConfig
+    train: TrainConfig
+    initializers: Mapping[str, InitializerSpec]
+    seeds: int
+    train_limit: int | None
+    save_models: bool
 
 
 @dataclass(frozen=True)
@@ -185,18 +200,25 @@ class Params:
     initializers: Mapping[str, InitializerSpec]
     study: StudyConfig
 
-    def initializer(self, label: str) -> InitializerSpec:
-        if label not in self.initializers:
-            _fail("initializer", label, ", ".join(self.initializers))
-        return self.initializers[label]
-
-    def flat(self) -> dict[str, Any]:
-        """Every parameter but the initializer list, flattened with dotted keys (for MLflow)."""
-        out: dict[str, Any] = {"experiment": self.experiment}
-        for section in ("data", "model", "train"):
-            for key, value in dataclasses.asdict(getattr(self, section)).items():
-                out[f"{section}.{key}"] = list(value) if isinstance(value, tuple) else value
+    def cells(self) -> dict[str, CellConfig]:
+        """Every cell of these params, by name: ``baseline`` first, then the depth cells."""
+        out = {"baseline": CellConfig("baseline", self.model, self.train, self.initializers,
+                                      self.study.seeds, None, True)}
+        dc = self.study.depth
+        train = TrainConfig(dc.optimizer, dc.learning_rate, dc.momentum, dc.batch_size, dc.epochs,
+                            self.train.seed)
+        for depth in dc.depths:
+            for act in dc.activations:
+                name = cell_name(depth, act)
+                out[name] = CellConfig(name, ModelConfig((dc.width,) * depth, act), train,
+                                       dc.initializers, dc.seeds, dc.train_limit, False)
         return out
+
+    def cell(self, name: str) -> CellConfig:
+        cells = self.cells()
+        if name not in cells:
+            _fail("cell", name, ", ".join(cells))
+        return cells[name]
 
 
 _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}

@@ -1,20 +1,30 @@
-"""Every path the project reads or writes, anchored at the project root.
+"""Every path the project reads or writes, the names of every output file, and atomic writes.
 
 The root is the directory holding ``params.yaml`` and ``dvc.yaml``: ``$INITBENCH_ROOT`` when set,
 else the nearest such ancestor of the working directory (DVC runs every stage from there). It is
 deliberately not derived from this file's location, so an installed package works on any copy of
 the project (the end-to-end tests run the pipeline in a temporary copy).
+
+A leaf module: the stages share output names through it, never by importing each other.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+
+# Inside a cell's output directory, data/train/<cell>/ (written by the train stage, read by report):
+RESULTS_FILE = "results.json"  # every model: curves, test metrics, confusion, diagnostics, run id
+METRICS_DIR = "metrics"  # metrics/<label>.json: one file per initializer (DVC metrics)
+CURVES_DIR = "curves"  # curves/<label>.csv: per-epoch means over seeds (DVC plots)
+MODELS_DIR = "models"  # models/<label>/s<seed index>.keras: one ordinary Keras model per seed
 
 
 class ProjectRootNotFoundError(RuntimeError):
@@ -36,6 +46,11 @@ def find_root(start: Path | None = None) -> Path:
     )
 
 
+def cell_name(depth: int | None = None, activation: str | None = None) -> str:
+    """``baseline`` (the pipeline's model) or ``depth-<d>-<activation>`` (a depth-study cell)."""
+    return "baseline" if depth is None else f"depth-{depth}-{activation}"
+
+
 @dataclass(frozen=True)
 class Paths:
     """The project's layout; mirrors the ``deps``/``outs`` of dvc.yaml."""
@@ -50,49 +65,56 @@ class Paths:
     def params(self) -> Path:
         return self.root / "params.yaml"
 
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
     def raw_dir(self, dataset: str) -> Path:
-        return self.data / "raw" / dataset
+        return self.root / "data" / "raw" / dataset
 
     def processed(self, dataset: str) -> Path:
-        return self.data / "processed" / f"{dataset}.npz"
+        return self.root / "data" / "processed" / f"{dataset}.npz"
 
-    def stats(self, dataset: str) -> Path:
-        return self.data / "processed" / f"{dataset}.stats.json"
-
-    def train_dir(self, label: str) -> Path:
-        return self.data / "train" / label
-
-    def eval_dir(self, label: str) -> Path:
-        return self.data / "eval" / label
+    def cell_dir(self, cell: str) -> Path:
+        return self.root / "data" / "train" / cell
 
     @property
-    def compare_dir(self) -> Path:
-        return self.data / "compare"
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+
+def sha256_file(path: Path, opener: Callable[..., IO[bytes]] = open) -> str:
+    """Hex SHA-256 of a file's bytes (``opener=gzip.open``: of its decompressed content)."""
+    digest = hashlib.sha256()
+    with opener(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 @contextmanager
-def atomic_dir(out_dir: Path) -> Iterator[Path]:
-    """Yield an empty temporary directory beside ``out_dir``; when the block succeeds it replaces
-    ``out_dir`` in one rename, when it fails it is removed: no half-written output survives."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+def atomic_output(target: Path) -> Iterator[Path]:
+    """Yield a fresh path beside ``target``; the block writes a file or a directory there.
+
+    When the block succeeds, that path replaces ``target`` (a file in one ``os.replace``; a
+    directory by moving the old one aside first, so some complete version exists at every
+    moment); when it fails, it is removed: no half-written output is ever left at ``target``.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
+    tmp.rmdir()  # the caller creates a file or a directory here
+    old = None
     try:
         yield tmp
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
+        if tmp.is_dir() and target.is_dir():
+            old = target.with_name(f"{tmp.name}.old")
+            target.rename(old)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if old is not None:
+                old.rename(target)
+                old = None
+            raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-# File names inside the per-initializer directories, shared by the stages that write and read them.
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.csv"
-TRAIN_METRICS_FILE = "metrics.json"
-EVAL_METRICS_FILE = "metrics.json"
-CONFUSION_JSON = "confusion.json"
-CONFUSION_PNG = "confusion.png"
+        for leftover in (tmp, old):
+            if leftover is not None and leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            elif leftover is not None:
+                leftover.unlink(missing_ok=True)

@@ -8,8 +8,6 @@ validated before the file is written, and written atomically.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import yaml
 from ruamel.yaml import YAML
 
 from initbench import config
+from initbench.paths import atomic_output
 
 REPLACED = ("initializers",)
 
@@ -40,7 +39,5 @@ def apply_profile(params_path: Path, name: str) -> None:
     buffer = io.StringIO()
     rt.dump(doc, buffer)
     config.from_dict(yaml.safe_load(buffer.getvalue()))  # validate before writing
-    fd, tmp = tempfile.mkstemp(dir=params_path.parent, prefix=".params.", suffix=".yaml")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(buffer.getvalue())
-    os.replace(tmp, params_path)
+    with atomic_output(params_path) as tmp:
+        tmp.write_text(buffer.getvalue())

@@ -1,7 +1,7 @@
-"""MLflow plumbing shared by the stages: experiment, parent run, child runs, provenance tags.
+"""MLflow plumbing shared by the stages: experiment, the parent run's lifecycle, batch logging.
 
-One *parent* run per pipeline execution holds the comparison and the report; one *child* run
-per initializer (and per study model) holds its training and evaluation. DVC stages are separate
+One *parent* run per pipeline execution holds the report; one *child* run per model (initializer
+x seed of a cell) holds its parameters, curves, test metrics, diagnostics and model. DVC stages are separate
 processes, so the parent is found rather than passed: ``$INITBENCH_PARENT_RUN_ID`` when set
 (``initbench pipeline`` sets it, e.g. to the run ``mlflow run`` created), else the run tagged with
 this execution's key -- the pid and start time of the ``dvc`` process that runs the stage (one
@@ -11,15 +11,16 @@ with it, so the parent ends with the execution's last stage and is never left RU
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
 import psutil
-from mlflow.entities import Metric
+from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 PARENT_ENV = "INITBENCH_PARENT_RUN_ID"
@@ -28,6 +29,7 @@ STAGE_TAG = "initbench.dvc_stage"
 DATA_TAG = "initbench.data_sha256"
 COMMIT_TAG = "initbench.git_commit"
 EXECUTION_TAG = "initbench.execution"
+_BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch request
 
 
 def git_commit(root: Path) -> str:
@@ -42,14 +44,6 @@ def git_commit(root: Path) -> str:
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def experiment_id(name: str) -> str:
@@ -95,35 +89,32 @@ def finish_parent(run_id: str) -> None:
         MlflowClient().set_terminated(run_id, "FINISHED")
 
 
-def start_child_run(label: str, experiment: str, root: Path, tags: dict[str, str]):
-    """Start the run of one initializer (context manager).
+@contextmanager
+def parent_run(experiment: str, root: Path) -> Iterator[tuple[str, str]]:
+    """The pipeline execution's parent run, (run id, experiment id), for the length of a stage.
 
-    Under ``mlflow run -e train`` (``$MLFLOW_RUN_ID`` set, no pipeline parent) the run MLflow
-    created is used; otherwise a new child of the pipeline's parent run.
+    Every stage that logs finds (or creates) the parent this way and marks it FINISHED when it is
+    done with it, so the parent ends with the execution's last stage and is never left RUNNING.
     """
-    tags = {ROLE_TAG: "initializer", COMMIT_TAG: git_commit(root), **tags}
-    if os.environ.get("MLFLOW_RUN_ID") and not os.environ.get(PARENT_ENV):
-        run = mlflow.start_run(run_id=os.environ["MLFLOW_RUN_ID"], tags=tags)
-        mlflow.set_tag("mlflow.runName", label)
-        return run
-    parent_id, exp_id = get_or_create_parent(experiment, root)
-    run = mlflow.start_run(
-        experiment_id=exp_id, run_name=label, tags={**tags, "mlflow.parentRunId": parent_id}
-    )
-    finish_parent(parent_id)  # created RUNNING if new; it ends with the execution's last stage
-    return run
+    parent, exp_id = get_or_create_parent(experiment, root)
+    try:
+        yield parent, exp_id
+    finally:
+        finish_parent(parent)
 
 
 def log_metrics_batch(run_id: str, step: int, values: dict[str, float]) -> None:
     """Many metrics in a single request (one epoch's, say), all at ``step``."""
     now = int(time.time() * 1000)
-    metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
-    MlflowClient().log_batch(run_id, metrics=metrics, synchronous=True)
+    log_metrics(run_id, [Metric(k, float(v), now, step) for k, v in values.items()])
 
 
-def run_exists(run_id: str) -> bool:
-    try:
-        MlflowClient().get_run(run_id)
-        return True
-    except mlflow.exceptions.MlflowException:
-        return False
+def log_metrics(run_id: str, metrics: list[Metric]) -> None:
+    """Any number of metrics, in as few requests as MLflow allows (1000 metrics per batch)."""
+    client = MlflowClient()
+    for i in range(0, len(metrics), _BATCH):
+        client.log_batch(run_id, metrics=metrics[i:i + _BATCH], synchronous=True)
+
+
+def log_params(run_id: str, params: dict[str, object]) -> None:
+    MlflowClient().log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from initbench.diagnostics import STATS
+from initbench.results import STATS
 
 # Statistics that span orders of magnitude (they collapse or explode with depth): log-scale plots.
 LOG_SCALE = ("pre_std", "act_std", "grad_norm", "kernel_std")

@@ -6,16 +6,16 @@ seeded with an int draw the same values every call, so one instance shared by tw
 same shape would give them identical weights.
 
 Keras' built-ins are used wherever Keras has the scheme; what it lacks (sparse, a square-only
-identity) lives in :mod:`initbench.custom_initializers`. Conventions (fan_in/fan_out as Keras
+identity) lives in :mod:`initbench.init.custom`. Conventions (fan_in/fan_out as Keras
 computes them: for a Dense kernel of shape (in, out), fan_in = in and fan_out = out; for a conv
 kernel (kh, kw, c_in, c_out), fan_in = kh*kw*c_in and fan_out = kh*kw*c_out). Keras' ``*_normal``
 variance-scaling schemes draw from a normal truncated at 2 sigma with sigma = sqrt(Var)/0.8796...,
 so that the variance *after* truncation is the formula's.
 
 ``gain: auto`` (orthogonal, identity) is resolved when the layer is built, from its activation:
-``make(name, seed, args, activation="relu")`` (see :mod:`initbench.gains`). Entries with
+``make(name, seed, args, activation="relu")`` (see :mod:`initbench.init.gains`). Entries with
 ``data_dependent=True`` (``lsuv``) build their base initializer; the data-dependent step is
-:func:`initbench.lsuv.lsuv_init`, run on the built model.
+:func:`initbench.init.lsuv.lsuv_init`, run on the built model.
 
 References:
     Glorot & Bengio (2010), "Understanding the difficulty of training deep feedforward neural
@@ -29,12 +29,27 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import keras
+from initbench.init import gains
 
-from initbench import custom_initializers as custom
-from initbench import gains
+if TYPE_CHECKING:
+    import keras
+
+
+def _k() -> ModuleType:
+    """``keras.initializers``, imported when an initializer is built: validating params.yaml and
+    listing the registry stay free of TensorFlow (it costs seconds to import)."""
+    import keras
+
+    return keras.initializers
+
+
+def _custom() -> ModuleType:
+    from initbench.init import custom
+
+    return custom
 
 
 class InitializerError(ValueError):
@@ -54,7 +69,7 @@ class InitializerInfo:
     reference: str = ""
     # Checks the merged arguments; returns an error message or None.
     check: Callable[[Mapping[str, Any]], str | None] | None = None
-    # True: ``build`` gives the starting point only; the scheme needs data (initbench.lsuv).
+    # True: ``build`` gives the starting point only; the scheme needs data (initbench.init.lsuv).
     data_dependent: bool = False
     # Allowed values of string arguments.
     choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -216,11 +231,11 @@ def _lsuv_check(args: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _he(distribution: str, keras_class: type) -> Callable[..., keras.initializers.Initializer]:
+def _he(distribution: str, keras_class: str) -> Callable[..., keras.initializers.Initializer]:
     def build(seed: int, negative_slope: float) -> keras.initializers.Initializer:
         if negative_slope == 0.0:
-            return keras_class(seed=seed)
-        return keras.initializers.VarianceScaling(
+            return getattr(_k(), keras_class)(seed=seed)
+        return _k().VarianceScaling(
             2.0 / (1.0 + negative_slope**2), "fan_in", distribution, seed=seed)
 
     return build
@@ -232,7 +247,6 @@ def _lsuv_build(seed: int, base: str, tol: float, max_iter: int, batch_size: int
 
 
 # --- The catalog ------------------------------------------------------------------------------
-_K = keras.initializers
 _GLOROT_REF = "Glorot & Bengio (2010), AISTATS"
 _HE_REF = "He et al. (2015), ICCV, arXiv:1502.01852"
 _LECUN_REF = "LeCun et al. (1998), Efficient BackProp; Klambauer et al. (2017), arXiv:1706.02515"
@@ -243,58 +257,58 @@ _SCALING = {"mode": ("fan_in", "fan_out", "fan_avg"),
 
 for _info in (
     InitializerInfo(
-        "zeros", lambda seed: _K.Zeros(), {}, "constant 0", "0",
+        "zeros", lambda seed: _k().Zeros(), {}, "constant 0", "0",
         "none: control (units of a layer stay identical: symmetry is never broken)",
         "control (Keras Zeros)"),
     InitializerInfo(
-        "constant", lambda seed, value: _K.Constant(value), {"value": 0.01}, "constant value",
+        "constant", lambda seed, value: _k().Constant(value), {"value": 0.01}, "constant value",
         "0 (every weight equal: symmetric, units never differentiate)", "none: control",
         "control (Keras Constant)"),
     InitializerInfo(
-        "random_uniform", lambda seed, minval, maxval: _K.RandomUniform(minval, maxval, seed=seed),
+        "random_uniform", lambda seed, minval, maxval: _k().RandomUniform(minval, maxval, seed=seed),
         {"minval": -0.05, "maxval": 0.05}, "uniform [minval, maxval]", "(maxval - minval)^2 / 12",
         "any (scale ignores the layer size)", "Keras default RandomUniform", _minval_below_maxval),
     InitializerInfo(
-        "random_normal", lambda seed, mean, stddev: _K.RandomNormal(mean, stddev, seed=seed),
+        "random_normal", lambda seed, mean, stddev: _k().RandomNormal(mean, stddev, seed=seed),
         {"mean": 0.0, "stddev": 0.05}, "normal N(mean, stddev^2)", "stddev^2",
         "any (scale ignores the layer size)", "Keras default RandomNormal", _positive("stddev")),
     InitializerInfo(
-        "gaussian", lambda seed, mean, stddev: _K.RandomNormal(mean, stddev, seed=seed),
+        "gaussian", lambda seed, mean, stddev: _k().RandomNormal(mean, stddev, seed=seed),
         {"mean": 0.0, "stddev": 0.1}, "normal N(mean, stddev^2)", "stddev^2 (0.01 by default)",
         "any (scale ignores the layer size)", "the study's fixed-sigma Gaussian baseline",
         _positive("stddev")),
     InitializerInfo(
-        "truncated_normal", lambda seed, mean, stddev: _K.TruncatedNormal(mean, stddev, seed=seed),
+        "truncated_normal", lambda seed, mean, stddev: _k().TruncatedNormal(mean, stddev, seed=seed),
         {"mean": 0.0, "stddev": 0.05},
         "N(mean, stddev^2) re-drawn outside mean +- 2 stddev (not rescaled)",
         "0.7737 stddev^2 (= (0.8796 stddev)^2)", "any (scale ignores the layer size)",
         "Keras TruncatedNormal", _positive("stddev")),
     InitializerInfo(
-        "glorot_uniform", lambda seed: _K.GlorotUniform(seed=seed), {},
+        "glorot_uniform", lambda seed: _k().GlorotUniform(seed=seed), {},
         "uniform [-l, l], l = sqrt(6 / (fan_in + fan_out))", "2 / (fan_in + fan_out)",
         "tanh, sigmoid, linear", _GLOROT_REF),
     InitializerInfo(
-        "glorot_normal", lambda seed: _K.GlorotNormal(seed=seed), {}, _TRUNC,
+        "glorot_normal", lambda seed: _k().GlorotNormal(seed=seed), {}, _TRUNC,
         "2 / (fan_in + fan_out)", "tanh, sigmoid, linear", _GLOROT_REF),
     InitializerInfo(
-        "he_normal", _he("truncated_normal", _K.HeNormal), {"negative_slope": 0.0}, _TRUNC,
+        "he_normal", _he("truncated_normal", "HeNormal"), {"negative_slope": 0.0}, _TRUNC,
         _HE_VAR, "relu (leaky_relu with its slope; Keras' leaky_relu uses 0.2)", _HE_REF,
         _slope_non_negative),
     InitializerInfo(
-        "he_uniform", _he("uniform", _K.HeUniform), {"negative_slope": 0.0},
+        "he_uniform", _he("uniform", "HeUniform"), {"negative_slope": 0.0},
         "uniform [-l, l], l = sqrt(6 / ((1 + a^2) fan_in))", _HE_VAR,
         "relu (leaky_relu with its slope; Keras' leaky_relu uses 0.2)", _HE_REF,
         _slope_non_negative),
     InitializerInfo(
-        "lecun_normal", lambda seed: _K.LecunNormal(seed=seed), {}, _TRUNC, "1 / fan_in",
+        "lecun_normal", lambda seed: _k().LecunNormal(seed=seed), {}, _TRUNC, "1 / fan_in",
         "selu (also linear, tanh)", _LECUN_REF),
     InitializerInfo(
-        "lecun_uniform", lambda seed: _K.LecunUniform(seed=seed), {},
+        "lecun_uniform", lambda seed: _k().LecunUniform(seed=seed), {},
         "uniform [-l, l], l = sqrt(3 / fan_in)", "1 / fan_in", "selu (also linear, tanh)",
         _LECUN_REF),
     InitializerInfo(
         "variance_scaling",
-        lambda seed, scale, mode, distribution: _K.VarianceScaling(scale, mode, distribution, seed=seed),
+        lambda seed, scale, mode, distribution: _k().VarianceScaling(scale, mode, distribution, seed=seed),
         {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"},
         "distribution: truncated_normal (2 sigma, rescaled), untruncated_normal, or uniform "
         "[-l, l], l = sqrt(3 scale / n)",
@@ -302,20 +316,20 @@ for _info in (
         "Keras VarianceScaling (generalizes Glorot, He, LeCun)", _positive("scale"),
         choices=_SCALING),
     InitializerInfo(
-        "orthogonal", lambda seed, gain: _K.Orthogonal(gain, seed=seed), {"gain": 1.0},
+        "orthogonal", lambda seed, gain: _k().Orthogonal(gain, seed=seed), {"gain": 1.0},
         "gain * Q, Q from the QR decomposition of a Gaussian matrix (sign-fixed); a kernel is "
         "flattened to (prod(shape[:-1]), shape[-1])",
         "gain^2 / max(rows, cols); W^T W = gain^2 I (tall) or W W^T = gain^2 I (wide)",
         "any; gain: auto picks calculate_gain(activation)",
         "Saxe et al. (2013), arXiv:1312.6120"),
     InitializerInfo(
-        "identity", lambda seed, gain: custom.SquareIdentity(gain), {"gain": 1.0},
+        "identity", lambda seed, gain: _custom().SquareIdentity(gain), {"gain": 1.0},
         "gain * I; square 2D kernels only (fan_in == fan_out)",
         "mean gain / n, Var gain^2 (n - 1) / n^2 (n = fan_in)",
         "relu (IRNN), linear; gain: auto picks calculate_gain(activation)",
         "Le, Jaitly & Hinton (2015), arXiv:1504.00941"),
     InitializerInfo(
-        "sparse", lambda seed, sparsity, stddev: custom.SparseNormal(sparsity, stddev, seed=seed),
+        "sparse", lambda seed, sparsity, stddev: _custom().SparseNormal(sparsity, stddev, seed=seed),
         {"sparsity": 0.9, "stddev": 0.01},
         "per output unit exactly k = max(1, round((1 - sparsity) fan_in)) non-zero incoming "
         "weights ~ N(0, stddev^2), the rest 0",
@@ -325,7 +339,7 @@ for _info in (
         "lsuv", _lsuv_build,
         {"base": "orthogonal", "tol": 0.1, "max_iter": 10, "batch_size": 256},
         "the base initializer's, then each Dense kernel divided by sqrt(Var(x W + b)) on a data "
-        "batch until |Var - 1| < tol (initbench.lsuv.lsuv_init)",
+        "batch until |Var - 1| < tol (initbench.init.lsuv.lsuv_init)",
         "pre-activation Var = 1 +- tol on the batch", "any",
         "Mishkin & Matas (2016), All you need is a good init, arXiv:1511.06422", _lsuv_check,
         data_dependent=True),

@@ -13,7 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from initbench.stats import Interval
+from initbench.report.stats import Interval
+from initbench.results import by_label, mean_curve
 
 
 def accuracy_vs_depth(summary: Mapping[tuple[int, str, str], Interval], depths: Sequence[int],
@@ -43,8 +44,8 @@ def per_layer(curves: Mapping[str, Mapping[str, Sequence[float]]], ylabel: str, 
               path: Path) -> None:
     """One panel per cell: a per-layer statistic at initialization, log scale, per initializer."""
     fig, axes = plt.subplots(1, len(curves), figsize=(6.5 * len(curves), 4.8), squeeze=False)
-    for ax, (cell, by_label) in zip(axes[0], curves.items(), strict=True):
-        for label, values in by_label.items():
+    for ax, (cell, per_label) in zip(axes[0], curves.items(), strict=True):
+        for label, values in per_label.items():
             v = np.array(values, dtype=np.float64)
             v = np.where(np.isfinite(v) & (v > 0), v, np.nan)
             ax.plot(np.arange(1, len(v) + 1), v, marker="o", ms=3, label=label)
@@ -76,6 +77,34 @@ def learning_curves(members: Sequence[Mapping[str, Any]], path: Path) -> None:
         ax.set_ylim(min(good) - 0.02, 1.0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def comparison(members: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """The pipeline cell at a glance: validation accuracy per epoch (mean over seeds) and test
+    accuracy (mean over seeds, every seed as a dot), one colour per initializer."""
+    groups = by_label(members)
+    fig, (curves, bars) = plt.subplots(1, 2, figsize=(13, 5))
+    for label, group in groups.items():
+        rows = mean_curve(group)
+        curves.plot([r["epoch"] for r in rows], [r["val_accuracy"] for r in rows], marker="o",
+                    ms=3, label=label)
+    curves.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
+    curves.grid(alpha=0.3)
+    curves.legend(fontsize=8)
+    order = sorted(groups, key=lambda k: np.mean([m["test_accuracy"] for m in groups[k]]))
+    means = [float(np.mean([m["test_accuracy"] for m in groups[k]])) for k in order]
+    bars.barh(order, means, color="tab:blue", alpha=0.6)
+    for i, label in enumerate(order):
+        accs = [m["test_accuracy"] for m in groups[label]]
+        bars.plot(accs, [i] * len(accs), "k.", ms=4)
+        bars.text(means[i], i, f" {means[i]:.4f}", va="center", fontsize=8)
+    good = [m for m in means if m > 0.5] or means
+    low = min(good)
+    bars.set_xlim(max(0.0, low - (1 - low) * 0.5 - 0.01), 1.0)
+    bars.set(xlabel="test accuracy", title="Test accuracy (bar: mean; dots: seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -9,8 +9,6 @@ holds plain arrays (no pickle): x_train, y_train, x_val, y_val, x_test, y_test.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +16,12 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from initbench.config import DataConfig
-from initbench.datasets import DATASETS
-from initbench.idx import read_pair
+from initbench.data import processed
+from initbench.data.datasets import DATASETS
+from initbench.data.idx import read_pair
+from initbench.paths import atomic_output
 
 SPLITS = ("train", "val", "test")
-
-
-def _stratified_subset(x: np.ndarray, y: np.ndarray, n: int | None, seed: int):
-    if n is None or n >= len(y):
-        return x, y
-    keep, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y, random_state=seed)
-    keep = np.sort(keep)
-    return x[keep], y[keep]
 
 
 def build_arrays(raw_dir: Path, cfg: DataConfig) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -37,8 +29,8 @@ def build_arrays(raw_dir: Path, cfg: DataConfig) -> tuple[dict[str, np.ndarray],
     files = DATASETS[cfg.dataset].files
     x_all, y_all = read_pair(raw_dir / files["train_images"].name, raw_dir / files["train_labels"].name)
     x_test, y_test = read_pair(raw_dir / files["test_images"].name, raw_dir / files["test_labels"].name)
-    x_all, y_all = _stratified_subset(x_all, y_all, cfg.train_limit, cfg.split_seed)
-    x_test, y_test = _stratified_subset(x_test, y_test, cfg.test_limit, cfg.split_seed)
+    x_all, y_all = processed.stratified_subset(x_all, y_all, cfg.train_limit, cfg.split_seed)
+    x_test, y_test = processed.stratified_subset(x_test, y_test, cfg.test_limit, cfg.split_seed)
     x_train, x_val, y_train, y_val = train_test_split(
         x_all, y_all, test_size=cfg.val_fraction, stratify=y_all, random_state=cfg.split_seed
     )
@@ -64,31 +56,12 @@ def build_arrays(raw_dir: Path, cfg: DataConfig) -> tuple[dict[str, np.ndarray],
     return arrays, stats
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def _save_npz(tmp: Path, arrays: dict[str, np.ndarray]) -> None:
-    with open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
-
-
 def normalize(raw_dir: Path, out_npz: Path, out_stats: Path, cfg: DataConfig) -> dict[str, Any]:
     """Run the stage: write the archive and the stats JSON atomically; return the stats."""
     arrays, stats = build_arrays(raw_dir, cfg)
-    _atomic_write(out_npz, lambda tmp: _save_npz(tmp, arrays))
-    _atomic_write(out_stats, lambda tmp: tmp.write_text(json.dumps(stats, indent=2) + "\n"))
+    with atomic_output(out_npz) as tmp:
+        processed.save(tmp, arrays)
+    with atomic_output(out_stats) as tmp:
+        tmp.write_text(json.dumps(stats, indent=2) + "\n")
     return stats
 
-
-def load(npz: Path) -> dict[str, np.ndarray]:
-    """Load the processed archive (no pickle)."""
-    with np.load(npz, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}

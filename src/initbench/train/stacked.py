@@ -27,7 +27,6 @@ import tensorflow as tf
 
 from initbench.config import TrainConfig
 
-SUPPORTED_OPTIMIZERS = ("adam", "sgd")
 _EPS_LOSS = 1e-7  # keras.backend.epsilon(): the clip Keras applies to probabilities
 
 
@@ -46,9 +45,6 @@ class StackedMLP:
     """K MLPs (Flatten -> Dense... -> Dense softmax) trained together; see the module docstring."""
 
     def __init__(self, models: Sequence[keras.Model], activation: str, cfg: TrainConfig) -> None:
-        if cfg.optimizer not in SUPPORTED_OPTIMIZERS:
-            raise ValueError(f"train.optimizer: the stacked trainer supports "
-                             f"{', '.join(SUPPORTED_OPTIMIZERS)}; got {cfg.optimizer!r}")
         self.k = len(models)
         self.activation = keras.activations.get(activation)
         self.cfg = cfg
@@ -164,9 +160,9 @@ class StackedMLP:
     def _evaluate_batch(self, x: tf.Tensor, y: tf.Tensor):
         probs = self.forward(x)
         losses = self.losses(probs, self._broadcast_y(y))
-        hits = tf.reduce_sum(tf.cast(tf.argmax(probs, axis=-1, output_type=tf.int32)
-                                     == tf.cast(y, tf.int32)[None, :], tf.float32), axis=1)
-        return losses * tf.cast(tf.shape(x)[0], tf.float32), hits
+        pred = tf.argmax(probs, axis=-1, output_type=tf.int32)
+        hits = tf.reduce_sum(tf.cast(pred == tf.cast(y, tf.int32)[None, :], tf.float32), axis=1)
+        return losses * tf.cast(tf.shape(x)[0], tf.float32), hits, pred
 
     # -- public API ----------------------------------------------------------------------------
     def train_epoch(self, x: tf.Tensor, y: tf.Tensor, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,15 +183,17 @@ class StackedMLP:
                                         tf.constant(weight.reshape(steps, bs)))
         return loss_sum.numpy() / n, correct.numpy() / n
 
-    def evaluate(self, x: tf.Tensor, y: tf.Tensor, batch: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-        """Per-model mean loss and accuracy on (x, y)."""
+    def evaluate(self, x: tf.Tensor, y: tf.Tensor, batch: int = 2000
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-model mean loss (K,) and accuracy (K,) on (x, y), and the predicted classes (K, n)."""
         n = int(x.shape[0])
-        loss_sum, correct = np.zeros(self.k), np.zeros(self.k)
+        loss_sum, correct, preds = np.zeros(self.k), np.zeros(self.k), []
         for start in range(0, n, batch):
-            ls, c = self._eval(x[start:start + batch], y[start:start + batch])
+            ls, c, p = self._eval(x[start:start + batch], y[start:start + batch])
             loss_sum += ls.numpy()
             correct += c.numpy()
-        return loss_sum / n, correct / n
+            preds.append(p.numpy())
+        return loss_sum / n, correct / n, np.concatenate(preds, axis=1)
 
     def write_back(self, models: Sequence[keras.Model]) -> None:
         """Copy each model's trained weights into its own Keras model (for saving)."""
@@ -222,7 +220,7 @@ class StackedMLP:
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             loss, acc = self.train_epoch(xt, yt, epoch_order(len(y), data_seed, epoch))
-            val_loss, val_acc = self.evaluate(xv, yv)
+            val_loss, val_acc, _ = self.evaluate(xv, yv)
             seconds = time.perf_counter() - start
             rows = [{"epoch": epoch, "loss": float(loss[k]), "accuracy": float(acc[k]),
                      "val_loss": float(val_loss[k]), "val_accuracy": float(val_acc[k]),

@@ -1,15 +1,14 @@
-"""The ``report`` stage: statistics over seeds, figures and ``reports/report.md``.
+"""The report's tables and checks: statistics over seeds, the comparison, the literature.
 
-Reads the study cells' ``results.json`` (only the cells of the current params), computes per
-(cell, initializer) means with Student-t intervals, divergence rates and Welch intervals against a
-reference initializer (He for ReLU, Glorot for tanh), draws the figures, and writes text that
-states what the numbers show -- including where they do not match the study's starting claims or
-the literature. Every number in the report comes from the results files.
+Per (cell, initializer): means with Student-t intervals, divergence rates and Welch intervals
+against a reference initializer (He for ReLU, Glorot for tanh); the pipeline cell's comparison
+table (one row per initializer, with its MLflow runs); and text that states what the numbers show
+-- including where they do not match the study's starting claims or the literature. Every number
+comes from the cells' ``results.json``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from initbench.config import Params
-from initbench.stats import Interval, t_interval, verdict, welch_difference
-from initbench.study_stage import RESULTS_FILE, cell_name
+from initbench.paths import cell_name
+from initbench.report.stats import Interval, t_interval, verdict, welch_difference
+from initbench.results import by_label as members_by_label
+from initbench.results import initializer_summary, read_cell
 
 REFERENCE = {"relu": "he_normal", "tanh": "glorot_uniform"}
 # The study's starting claims (MNIST test accuracy) and the labels that stand for them.
@@ -26,28 +27,38 @@ CLAIMS = (("random", "random_normal", 0.92), ("Gaussian", "gaussian", 0.93),
           ("Xavier", "glorot_uniform", 0.94), ("He", "he_normal", 0.945))
 
 
-def load_cells(params: Params, study_dir: Path) -> dict[str, dict[str, Any]]:
-    cells = {"baseline": study_dir / "baseline"}
-    for d in params.study.depth.depths:
-        for a in params.study.depth.activations:
-            cells[cell_name(d, a)] = study_dir / "depth" / f"{d}-{a}"
-    out = {}
-    for name, path in cells.items():
-        file = path / RESULTS_FILE
-        if not file.is_file():
-            raise FileNotFoundError(f"{file} is missing: run the study stage of cell {name}")
-        out[name] = json.loads(file.read_text())
-    return out
+def load_cells(params: Params, cells_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every cell of the current params (``baseline`` first), read from ``cells_dir/<cell>``."""
+    return {name: read_cell(cells_dir / name) for name in params.cells()}
 
 
 def by_label(cell: dict[str, Any], key: str) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {}
-    for m in cell["members"]:
-        out.setdefault(m["label"], []).append(float(m[key]))
-    return out
+    """label -> the values of ``key`` over the label's seeds."""
+    return {label: [float(m[key]) for m in members]
+            for label, members in members_by_label(cell["members"]).items()}
 
 
-def _pct(iv: Interval) -> str:
+def comparison(cell: dict[str, Any]) -> list[str]:
+    """The pipeline cell's comparison: one row per initializer, best test accuracy first."""
+    rows = {label: initializer_summary(members)
+            for label, members in members_by_label(cell["members"]).items()}
+    seeds = max(r["seeds"] for r in rows.values())
+    mean = " (mean over seeds)" if seeds > 1 else ""
+    lines = [f"| initializer | test accuracy{mean} | sd (pp) | test loss | best val accuracy "
+             "| first epoch val acc >= 97% | diverged | MLflow runs |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for label, r in sorted(rows.items(), key=lambda kv: -kv[1]["test_accuracy"]):
+        name = label if label == r["initializer"] else f"{label} ({r['initializer']})"
+        sd = "-" if r["test_accuracy_sd"] is None else f"{100 * r['test_accuracy_sd']:.2f}"
+        reached = "not reached" if r["epochs_to_val_97"] is None else f"{r['epochs_to_val_97']:g}"
+        runs = ", ".join(f"`{run[:8]}`" for run in r["run_ids"])
+        lines.append(f"| {name} | {r['test_accuracy']:.4f} | {sd} | {r['test_loss']:.4f} "
+                     f"| {r['best_val_accuracy']:.4f} | {reached} | {r['diverged']}/{r['seeds']} "
+                     f"| {runs} |")
+    return lines
+
+
+def pct(iv: Interval) -> str:
     if not math.isfinite(iv.mean):
         return "n/a"
     ci = f" [{100 * iv.low:.2f}, {100 * iv.high:.2f}]" if math.isfinite(iv.low) else ""
@@ -74,7 +85,7 @@ def cell_table(cell: dict[str, Any], confidence: float) -> tuple[list[str], dict
         words = "reference" if label == ref else (
             f"{100 * diff.mean:+.2f} [{100 * diff.low:+.2f}, {100 * diff.high:+.2f}]: {verdict(diff)}"
             if math.isfinite(diff.low) else verdict(diff))
-        rows.append(f"| {label} | {_pct(iv)} | {100 * iv.sd:.2f} | {liv.mean:.4f} "
+        rows.append(f"| {label} | {pct(iv)} | {100 * iv.sd:.2f} | {liv.mean:.4f} "
                     f"| {int(sum(div[label]))}/{len(values)} | {words} |")
         summary[label] = {"mean": iv.mean, "low": iv.low, "high": iv.high, "sd": iv.sd,
                           "n": iv.n, "divergence_rate": float(np.mean(div[label])),

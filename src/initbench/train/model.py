@@ -8,11 +8,14 @@ initializer instance with its own seed, derived from the model seed and the laye
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 
-from initbench import initializers, lsuv
 from initbench.config import InitializerSpec, ModelConfig, TrainConfig
+from initbench.init import lsuv
+from initbench.init import registry as initializers
 
 INPUT_SHAPE = (28, 28)
 
@@ -33,6 +36,22 @@ def data_dependent_init(model: keras.Model, spec: InitializerSpec, x_train: np.n
         return None
     batch = lsuv.sample_batch(x_train, spec.args["batch_size"], data_batch_seed(seed))
     return lsuv.lsuv_init(model, batch, spec.args["tol"], spec.args["max_iter"])
+
+
+def initializer_params(spec: InitializerSpec, cfg: ModelConfig, seed: int) -> dict[str, Any]:
+    """What MLflow records about a model's initialization: the spec's label, name and arguments,
+    the Keras initializer of the first layer (class and config), every layer's seed, and the
+    seed of the LSUV batch where there is one."""
+    n_layers = len(cfg.hidden) + 1
+    seeds = [layer_seed(seed, i) for i in range(n_layers)]
+    first = initializers.make(spec.name, seeds[0], spec.args, activation=cfg.activation)
+    out = spec.flat()
+    out.update({f"initializer.keras.{k}": v for k, v in first.get_config().items() if k != "seed"})
+    out["initializer.keras.class"] = type(first).__name__
+    out["initializer.layer_seeds"] = seeds
+    if initializers.get_info(spec.name).data_dependent:
+        out["initializer.batch_seed"] = data_batch_seed(seed)
+    return out
 
 
 def build_model(
@@ -56,7 +75,7 @@ def build_model(
 
 
 def make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
-    """The Keras optimizer of ``cfg`` (its update rule is what initbench.stacked reproduces)."""
+    """The Keras optimizer of ``cfg`` (its update rule is what initbench.train.stacked reproduces)."""
     if cfg.optimizer == "sgd":
         return keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum)
     return keras.optimizers.Adam(cfg.learning_rate)

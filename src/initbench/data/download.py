@@ -9,14 +9,13 @@ atomic rename, so an interrupted or failed fetch never leaves a partial file beh
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
 
-from initbench.datasets import DATASETS, DatasetSpec, IdxFile
+from initbench.data.datasets import DATASETS, DatasetSpec, IdxFile
+from initbench.paths import atomic_output, sha256_file
 
 DATA_DIR_ENV = "INITBENCH_DATA_DIR"
 TIMEOUT_S = 30
@@ -26,21 +25,12 @@ class DownloadError(RuntimeError):
     """Every source failed for a file; the message lists each source and why."""
 
 
-def _sha256(path: Path, decompress: bool = False) -> str:
-    digest = hashlib.sha256()
-    opener = gzip.open if decompress else open
-    with opener(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify(path: Path, spec: IdxFile) -> None:
     """Raise ValueError unless ``path`` is ``spec``'s file (gzip or content SHA-256 matches)."""
-    if spec.gz_sha256 is not None and _sha256(path) == spec.gz_sha256:
+    if spec.gz_sha256 is not None and sha256_file(path) == spec.gz_sha256:
         return
     try:
-        content = _sha256(path, decompress=True)
+        content = sha256_file(path, gzip.open)
     except (OSError, EOFError, gzip.BadGzipFile) as err:
         raise ValueError(f"not a valid gzip file ({err})") from None
     if content != spec.sha256:
@@ -75,18 +65,13 @@ def fetch_file(spec: IdxFile, dataset: DatasetSpec, dest: Path) -> str:
     sources += [(m + spec.name, lambda t, m=m: _fetch_url(m + spec.name, t)) for m in dataset.mirrors]
     failures = []
     for label, get in sources:
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{spec.name}.", suffix=".part")
-        os.close(fd)
-        tmp = Path(tmp_name)
         try:
-            get(tmp)
-            verify(tmp, spec)
-            os.replace(tmp, dest)
+            with atomic_output(dest) as tmp:
+                get(tmp)
+                verify(tmp, spec)
             return label
         except Exception as err:
             failures.append(f"  - {label}: {type(err).__name__}: {err}")
-        finally:
-            tmp.unlink(missing_ok=True)
     hint = (
         f"To work offline, put the four files of {dataset.name!r} in a directory and set "
         f"{DATA_DIR_ENV} to it (the files directly in it or in <dir>/{dataset.name}/)."

@@ -7,7 +7,7 @@ committed file is stale. References as in :mod:`initbench.initializers`.
 
 from __future__ import annotations
 
-from initbench.initializers import get_info, names
+from initbench.init.registry import get_info, names
 
 _PITFALLS = """\
 ## Formulas commonly written wrong
@@ -44,9 +44,9 @@ def markdown_table() -> str:
         "Names as used in `params.yaml` (`initializers: {label: {name: ..., <args>}}`). fan_in and",
         "fan_out as Keras computes them: Dense kernel (fan_in, fan_out); conv kernel",
         "(kh, kw, c_in, c_out): fan_in = kh kw c_in, fan_out = kh kw c_out. `gain: auto` uses",
-        "`initbench.gains.calculate_gain` for the layer's activation (hidden layers: `model.activation`;",
-        "output layer: linear). Data-dependent entries (marked *) build their base initializer; the",
-        "rescaling runs on the built model (`initbench.lsuv.lsuv_init`).",
+        "`initbench.init.gains.calculate_gain` for the layer's activation (hidden layers:",
+        "`model.activation`; output layer: linear). Data-dependent entries (marked *) build their",
+        "base initializer; the rescaling runs on the built model (`initbench.init.lsuv.lsuv_init`).",
         "",
         "| name | distribution | variance (or limit) | arguments (defaults) | intended activation "
         "| reference |",

@@ -1,4 +1,5 @@
-"""Assemble ``reports/report.md``, its figures and ``summary.json``; log them to the parent run."""
+"""The ``report`` stage: ``reports/report.md``, its figures, ``summary.json`` and the diagnostics
+CSVs, from every cell's ``results.json``; logged to the pipeline's parent MLflow run."""
 
 from __future__ import annotations
 
@@ -10,12 +11,21 @@ from typing import Any
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from initbench import diag_plots, figures, tracking
+from initbench import tracking
 from initbench.config import Params
-from initbench.paths import atomic_dir
-from initbench.report import CLAIMS, by_label, cell_table, init_profile, literature_checks, load_cells
-from initbench.stats import t_interval
-from initbench.study_stage import cell_name
+from initbench.paths import atomic_output, cell_name
+from initbench.report import diag_plots, figures
+from initbench.report.stats import t_interval
+from initbench.report.tables import (
+    CLAIMS,
+    by_label,
+    cell_table,
+    comparison,
+    init_profile,
+    literature_checks,
+    load_cells,
+    pct,
+)
 
 
 def _claims(baseline: dict[str, Any], confidence: float) -> list[str]:
@@ -31,8 +41,7 @@ def _claims(baseline: dict[str, Any], confidence: float) -> list[str]:
         gap = iv.mean - claimed
         words = ("reproduced" if abs(gap) <= half else
                  f"not reproduced: {100 * abs(gap):.1f} pp {'higher' if gap > 0 else 'lower'}")
-        rows.append(f"| {name} | {label} | {100 * claimed:.1f} | {100 * iv.mean:.2f} "
-                    f"[{100 * iv.low:.2f}, {100 * iv.high:.2f}] | {words} |")
+        rows.append(f"| {name} | {label} | {100 * claimed:.1f} | {pct(iv)} | {words} |")
     return rows
 
 
@@ -57,65 +66,83 @@ def _findings(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def write_report(params: Params, study_dir: Path, out_dir: Path, root: Path) -> dict[str, Any]:
-    """Run the stage: write ``out_dir`` (report.md, figures/, summary.json) atomically."""
-    cells = load_cells(params, study_dir)
+def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> dict[str, Any]:
+    """Run the stage: write ``out_dir`` (report.md, figures/, summary.json, diagnostics/) atomically."""
+    cells = load_cells(params, cells_dir)
     conf, dc = params.study.confidence, params.study.depth
-    deepest = max(dc.depths)
-    with atomic_dir(out_dir) as tmp:
-        (tmp / "figures").mkdir()
+    with atomic_output(out_dir) as tmp:
+        fig_dir = tmp / "figures"
+        fig_dir.mkdir(parents=True)
         summary, tables = {}, {}
         for name, cell in cells.items():
             tables[name], summary[name] = cell_table(cell, conf)
-        labels = list(dc.initializers)
-        acc = {(d, a, lab): t_interval(by_label(cells[cell_name(d, a)], "test_accuracy")[lab], conf)
-               for d in dc.depths for a in dc.activations for lab in labels}
-        figures.accuracy_vs_depth(acc, dc.depths, dc.activations, labels,
-                                  tmp / "figures" / "accuracy_vs_depth.png")
-        deep = {f"depth {deepest}, {a}": cells[cell_name(deepest, a)] for a in dc.activations}
-        figures.per_layer({k: init_profile(c, "act_std") for k, c in deep.items()},
-                          "activation std", "Activation std per layer at initialization",
-                          tmp / "figures" / "activation_std_at_init.png")
-        figures.per_layer({k: init_profile(c, "grad_norm") for k, c in deep.items()},
-                          "||dL/dW||", "Kernel gradient norm per layer at initialization",
-                          tmp / "figures" / "gradient_norm_at_init.png")
-        figures.learning_curves(cells["baseline"]["members"], tmp / "figures" / "baseline_curves.png")
+        figures.comparison(cells["baseline"]["members"], fig_dir / "comparison.png")
+        figures.learning_curves(cells["baseline"]["members"], fig_dir / "baseline_curves.png")
+        if dc.depths:
+            labels = list(dc.initializers)
+            acc = {(d, a, lab): t_interval(by_label(cells[cell_name(d, a)], "test_accuracy")[lab], conf)
+                   for d in dc.depths for a in dc.activations for lab in labels}
+            figures.accuracy_vs_depth(acc, dc.depths, dc.activations, labels,
+                                      fig_dir / "accuracy_vs_depth.png")
+            deepest = max(dc.depths)
+            deep = {f"depth {deepest}, {a}": cells[cell_name(deepest, a)] for a in dc.activations}
+            figures.per_layer({k: init_profile(c, "act_std") for k, c in deep.items()},
+                              "activation std", "Activation std per layer at initialization",
+                              fig_dir / "activation_std_at_init.png")
+            figures.per_layer({k: init_profile(c, "grad_norm") for k, c in deep.items()},
+                              "||dL/dW||", "Kernel gradient norm per layer at initialization",
+                              fig_dir / "gradient_norm_at_init.png")
         diag_plots.write(cells, tmp / "diagnostics")
-        md = _markdown(params, cells, tables, summary, deepest)
-        (tmp / "report.md").write_text(md)
+        (tmp / "report.md").write_text(_markdown(params, cells, tables, summary))
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-        parent, _ = tracking.get_or_create_parent(params.experiment, root)
-        client = MlflowClient()
-        client.log_artifacts(parent, str(tmp), "report")
-        client.set_tag(parent, "initbench.report", "report/report.md")
-        tracking.finish_parent(parent)
+        with tracking.parent_run(params.experiment, root) as (parent, _):
+            client = MlflowClient()
+            client.log_artifacts(parent, str(tmp), "report")
+            client.set_tag(parent, "initbench.report", "report/report.md")
     return summary
 
 
 def _markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]],
-              summary: dict[str, Any], deepest: int) -> str:
+              summary: dict[str, Any]) -> str:
     dc, base = params.study.depth, cells["baseline"]
-    n_base = base["config"]["n_train"]
-    depth_n = next(c for k, c in cells.items() if k != "baseline")["config"]["n_train"]
+    seeds = "1 seed" if params.study.seeds == 1 else f"{params.study.seeds} seeds"
     lines = [
         "# initbench study report", "",
-        "Generated by the `report` stage of `dvc repro` from `data/study/*/results.json`; "
+        "Generated by the `report` stage of `dvc repro` from `data/train/<cell>/results.json`; "
         "do not edit. Every number below comes from those runs.", "",
         f"Confidence intervals: Student t, {params.study.confidence:.0%}, over seeds. Differences "
         "to a cell's reference initializer are Welch intervals, Bonferroni-adjusted for the number "
         f"of initializers compared (family-wise {params.study.confidence:.0%}); a difference whose "
-        "interval contains 0 is reported as *no detectable difference*, not as a ranking.",
+        "interval contains 0 is reported as *no detectable difference*, not as a ranking. With one "
+        "seed there is no interval: differences are then not tested at all.",
         "", "## What the data show", "", *_findings(summary), "",
-        "### Checks against the literature", "", *literature_checks(cells, deepest), "",
-        f"## 1. Baseline: MLP 784-{'-'.join(map(str, params.model.hidden))}-10 "
+    ]
+    if dc.depths:
+        lines += ["### Checks against the literature", "",
+                  *literature_checks(cells, max(dc.depths)), ""]
+    lines += [
+        f"## 1. The pipeline's model: MLP 784-{'-'.join(map(str, params.model.hidden))}-10 "
         f"({params.model.activation}), {params.train.optimizer} lr {params.train.learning_rate}, "
-        f"batch {params.train.batch_size}, {params.train.epochs} epochs, {params.study.seeds} seeds,"
-        f" {n_base} training images", "",
-        *tables["baseline"], "", "![baseline curves](figures/baseline_curves.png)", "",
+        f"batch {params.train.batch_size}, {params.train.epochs} epochs, {seeds}, "
+        f"{base['config']['n_train']} training images", "",
+        "### Comparison", "", *comparison(base), "", "![comparison](figures/comparison.png)", "",
+        "### Statistics over seeds", "", *tables["baseline"], "",
+        "![baseline curves](figures/baseline_curves.png)", "",
         "### The study's starting claims", "", *_claims(base, params.study.confidence), "",
+    ]
+    if dc.depths:
+        lines += _depth_sections(params, cells, tables)
+    return "\n".join(lines) + "\n"
+
+
+def _depth_sections(params: Params, cells: dict[str, Any], tables: dict[str, list[str]]) -> list[str]:
+    dc = params.study.depth
+    deepest = max(dc.depths)
+    n_train = cells[cell_name(deepest, dc.activations[0])]["config"]["n_train"]
+    lines = [
         f"## 2. Depth: plain MLPs of width {dc.width}, {dc.optimizer} lr {dc.learning_rate} "
         f"momentum {dc.momentum}, batch {dc.batch_size}, {dc.epochs} epochs, {dc.seeds} seeds, "
-        f"{depth_n} training images", "",
+        f"{n_train} training images", "",
         "![accuracy vs depth](figures/accuracy_vs_depth.png)", "",
     ]
     for d in dc.depths:
@@ -139,4 +166,4 @@ def _markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]
             lines.append(f"| {deepest}-{a} | {label} | {std[label][0]:.3g} | {std[label][-1]:.3g} "
                          f"| {np.nanmean(dead[label]):.2f} | {grad[label][0]:.3g} "
                          f"| {grad[label][-1]:.3g} |")
-    return "\n".join(lines) + "\n"
+    return lines

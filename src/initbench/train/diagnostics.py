@@ -13,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from initbench.stacked import StackedMLP
-
-STATS = ("pre_mean", "pre_std", "act_mean", "act_std", "dead_fraction", "grad_norm", "kernel_std")
+from initbench.results import STATS
+from initbench.train.stacked import StackedMLP
 
 
 def _dead(a: tf.Tensor, activation: str) -> tf.Tensor:

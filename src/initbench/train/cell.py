@@ -1,0 +1,172 @@
+"""Train one cell: every initializer x every seed, in stacks, evaluated on the test split.
+
+A *cell* (:class:`initbench.config.CellConfig`) is one architecture and optimizer; its models
+differ only in their initializer and seed. They are cut into stacks (models sharing a data order,
+at most ``MAX_STACK`` and a parameter budget that keeps weights and optimizer state in cache) and
+each stack is trained by :class:`initbench.train.stacked.StackedMLP`, one compiled program per
+stack size. Per-layer signal statistics (:mod:`initbench.train.diagnostics`) are taken on a fixed
+training batch at initialization (epoch 0) and after every epoch; after training, every model is
+evaluated on the test split (loss, accuracy, per-class accuracy, confusion matrix).
+
+MLflow and files are the caller's business, through a :class:`Tracker` (the train stage logs
+each model to its own run while it trains; the benchmark passes none).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from initbench.config import CellConfig, InitializerSpec
+from initbench.train.diagnostics import signal_stats
+from initbench.train.model import build_model, data_dependent_init
+from initbench.train.stacked import StackedMLP
+
+# Models per stack: enough for large GEMMs, few enough that weights and optimizer state stay in
+# cache; one huge stack measured slower (bench/README.md).
+STACK_PARAM_BUDGET = 6_000_000
+MAX_STACK = 8
+CHANCE_ACCURACY = 0.2  # final training accuracy below this (10 classes): "stayed at chance"
+N_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class Member:
+    """One model of a cell."""
+
+    label: str
+    spec: InitializerSpec
+    seed_index: int
+    init_seed: int
+    data_seed: int
+
+
+class Tracker(Protocol):
+    """What the caller does around each stack (e.g. one MLflow run per model)."""
+
+    def start(self, stack: Sequence[Member]) -> None: ...
+    def epoch(self, stack: Sequence[Member], epoch: int, rows: Sequence[dict[str, float]]) -> None: ...
+    def finish(self, stack: Sequence[Member], results: list[dict[str, Any]],
+               models: list[keras.Model]) -> None: ...
+    def fail(self, stack: Sequence[Member]) -> None: ...
+
+
+def plan(cell: CellConfig, base_seed: int, vary_data: bool) -> list[Member]:
+    """Every (initializer, seed) of the cell: init seed ``base_seed + i``; the data order is
+    ``base_seed`` for all, or the init seed when ``vary_data``."""
+    return [Member(label, spec, i, base_seed + i, base_seed + i if vary_data else base_seed)
+            for label, spec in cell.initializers.items() for i in range(cell.seeds)]
+
+
+def n_params(cell: CellConfig, n_inputs: int = 784) -> int:
+    dims = [n_inputs, *cell.model.hidden, N_CLASSES]
+    return sum(a * b + b for a, b in itertools.pairwise(dims))
+
+
+def stack_size(n_params: int) -> int:
+    """The most models of n_params weights to stack: their weights and optimizer state stay in cache."""
+    return min(MAX_STACK, max(1, STACK_PARAM_BUDGET // max(1, n_params)))
+
+
+def stacks(members: Sequence[Member], n_params: int) -> list[list[Member]]:
+    """Members grouped by data order, each group cut into the fewest stacks of at most
+    :func:`stack_size` models, of near-equal sizes (50 -> 8 + 7 x 6, not 6 x 8 + 2: at most two
+    sizes, so at most two XLA compilations, and no tiny stack wasting the batching)."""
+    out = []
+    for seed in sorted({m.data_seed for m in members}):
+        group = [m for m in members if m.data_seed == seed]
+        n = -(-len(group) // stack_size(n_params))
+        out += [[group[i] for i in part] for part in np.array_split(np.arange(len(group)), n)]
+    return out
+
+
+def diverged(history: Sequence[dict[str, float]]) -> bool:
+    """Loss became NaN/inf, or training accuracy stayed at chance."""
+    return (not all(math.isfinite(r["loss"]) for r in history)
+            or history[-1]["accuracy"] < CHANCE_ACCURACY)
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
+    """Confusion matrix: row = true class, column = predicted class."""
+    return np.bincount(y * n_classes + pred, minlength=n_classes**2).reshape(n_classes, n_classes)
+
+
+def test_results(y: np.ndarray, loss: float, pred: np.ndarray) -> dict[str, Any]:
+    cm = confusion(y.astype(np.int64), pred.astype(np.int64))
+    per_class = np.diag(cm) / np.maximum(cm.sum(axis=1), 1)
+    return {"test_loss": float(loss), "test_accuracy": float(np.trace(cm) / cm.sum()),
+            "per_class_accuracy": per_class.tolist(), "confusion": cm.tolist()}
+
+
+def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, np.ndarray],
+               diag_batch: int, tracker: Tracker | None = None,
+               log: Any = print) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Train and test every member; return (one result per member, timing figures)."""
+    x, y = data["x_train"], data["y_train"]
+    xd, yd = x[:diag_batch], y[:diag_batch]
+    results: list[dict[str, Any]] = []
+    timing = {"train_seconds": 0.0, "diagnostics_seconds": 0.0, "test_seconds": 0.0,
+              "model_epochs": 0, "n_params": n_params(cell, int(np.prod(x.shape[1:])))}
+    xt, yt = tf.constant(data["x_test"]), tf.constant(data["y_test"])
+    compiled: dict[int, StackedMLP] = {}  # by stack size: compiled once, reset for every stack
+    plan_ = stacks(members, timing["n_params"])
+    for number, stack in enumerate(plan_, start=1):
+        models = [build_model(cell.model, m.spec, m.init_seed) for m in stack]
+        for model, m in zip(models, stack, strict=True):
+            data_dependent_init(model, m.spec, x, m.init_seed)
+        trainer = compiled.get(len(stack))
+        if trainer is None:
+            trainer = compiled[len(stack)] = StackedMLP(models, cell.model.activation, cell.train)
+        else:
+            trainer.reset(models)
+        diags: list[dict[str, np.ndarray]] = []
+        tic = time.perf_counter()
+
+        def on_epoch(epoch: int, rows: Sequence[dict[str, float]], stack=stack, trainer=trainer,
+                     diags=diags, number=number) -> None:
+            start = time.perf_counter()
+            diags.append(signal_stats(trainer, xd, yd, cell.model.activation))
+            timing["diagnostics_seconds"] += time.perf_counter() - start
+            if epoch and tracker is not None:
+                tracker.epoch(stack, epoch, rows)
+            if epoch:
+                val = [r["val_accuracy"] for r in rows]
+                log(f"{cell.name}: stack {number}/{len(plan_)} ({len(stack)} models), epoch "
+                    f"{epoch}/{cell.train.epochs}: val accuracy {min(val):.4f}..{max(val):.4f} "
+                    f"({rows[0]['epoch_seconds']:.1f} s)")
+
+        if tracker is not None:
+            tracker.start(stack)
+        try:
+            on_epoch(0, [])
+            histories = trainer.fit(x, y, data["x_val"], data["y_val"], cell.train.epochs,
+                                    stack[0].data_seed, on_epoch)
+            timing["train_seconds"] += time.perf_counter() - tic
+            timing["model_epochs"] += len(stack) * cell.train.epochs
+            tic = time.perf_counter()
+            loss, _, pred = trainer.evaluate(xt, yt)
+            timing["test_seconds"] += time.perf_counter() - tic
+            trainer.write_back(models)
+            done = [{"label": m.label, "initializer": m.spec.name, "args": dict(m.spec.args),
+                     "seed_index": m.seed_index, "init_seed": m.init_seed, "data_seed": m.data_seed,
+                     "history": histories[k], **test_results(data["y_test"], loss[k], pred[k]),
+                     "final_train_loss": histories[k][-1]["loss"], "diverged": diverged(histories[k]),
+                     "diagnostics": {s: [d[s][k].tolist() for d in diags] for s in diags[0]}}
+                    for k, m in enumerate(stack)]
+            if tracker is not None:
+                tracker.finish(stack, done, models)
+        except BaseException:
+            if tracker is not None:
+                tracker.fail(stack)
+            raise
+        results += done
+    timing["train_seconds"] -= timing["diagnostics_seconds"]
+    return results, timing
