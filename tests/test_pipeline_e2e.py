@@ -2,8 +2,8 @@
 
 Real MNIST files (``$INITBENCH_DATA_DIR`` or ``../shared/data/mnist``), real DVC, a real MLflow
 SQLite store (MLflow's default, in the copy's root). The quick profile (profiles/quick.yaml) is the
-documented small configuration: 3,000 training images, 2 epochs, three initializers, and a study
-of two depths x two activations. Tests run in file order and share one copy.
+documented small configuration: 3,000 training images, 2 epochs, three initializers x 2 seeds,
+and depth cells of two depths x two activations. Tests run in file order and share one copy.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from .conftest import ROOT
 pytestmark = pytest.mark.e2e
 LABELS = ("he_normal", "gaussian", "glorot_uniform")
 EPOCHS = 2
+SEEDS = 2
 CELLS = ("2-relu", "2-tanh", "5-relu", "5-tanh")
 
 
@@ -91,72 +92,83 @@ def runs(client: MlflowClient, role: str):
 
 def test_every_stage_ran_and_wrote_its_outputs(project):
     root, first = project
-    expected = {"download", "normalize", "compare", "study_baseline", "report"} | {
-        f"{s}@{label}" for s in ("train", "evaluate") for label in LABELS} | {
-        f"study_depth@{cell}" for cell in CELLS}
+    expected = {"download", "normalize", "train", "report"} | {f"train_depth@{c}" for c in CELLS}
     assert ran_stages(first) == expected
     for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         assert (root / "data/raw/mnist" / name).is_file()
     stats = json.loads((root / "data/processed/mnist.stats.json").read_text())
     assert stats["n"] == {"train": 2700, "val": 300, "test": 1000}
+    cell = root / "data/train/baseline"
     for label in LABELS:
-        history = (root / f"data/train/{label}/history.csv").read_text().splitlines()
-        assert history[0].startswith("epoch,loss,accuracy,val_loss,val_accuracy")
-        assert len(history) == EPOCHS + 1
-        assert (root / f"data/train/{label}/model.keras").stat().st_size > 100_000
-        tested = json.loads((root / f"data/eval/{label}/metrics.json").read_text())
-        assert 0.8 < tested["test_accuracy"] <= 1.0  # 2 epochs on 2,700 images
-        assert (root / f"data/eval/{label}/confusion.png").read_bytes()[:4] == b"\x89PNG"
-    table = (root / "data/compare/compare.md").read_text()
-    assert all(f"| {label} |" in table for label in LABELS)
-    assert (root / "data/compare/compare.png").read_bytes()[:4] == b"\x89PNG"
+        curve = (cell / f"curves/{label}.csv").read_text().splitlines()
+        assert curve[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
+        assert len(curve) == EPOCHS + 1
+        for seed in range(SEEDS):
+            assert (cell / f"models/{label}/s{seed}.keras").stat().st_size > 100_000
+        summary = json.loads((cell / f"metrics/{label}.json").read_text())
+        assert summary["seeds"] == SEEDS and len(summary["run_ids"]) == SEEDS
+        assert 0.8 < summary["test_accuracy"] <= 1.0  # 2 epochs on 2,700 images
+    results = json.loads((cell / "results.json").read_text())
+    for m in results["members"]:
+        cm = m["confusion"]
+        assert sum(map(sum, cm)) == 1000 and len(m["per_class_accuracy"]) == 10
+        assert m["test_accuracy"] == pytest.approx(sum(cm[i][i] for i in range(10)) / 1000)
 
 
-def test_mlflow_holds_parent_and_child_runs(project, client):
-    root, _ = project
+def test_every_model_trained_once_with_its_own_run(project, client):
+    """One MLflow run per (cell, initializer, seed), no other training; one param schema."""
     (parent,) = runs(client, "pipeline")
-    children = {r.info.run_name: r for r in runs(client, "initializer")}
-    study = runs(client, "study")
-    assert len(study) == 3 * 2 + 4 * 5 * 2  # baseline: 3 inits x 2 seeds; 4 cells x 5 x 2
-    assert {r.data.tags["mlflow.parentRunId"] for r in study} == {parent.info.run_id}
-    deep = next(r for r in study if r.data.tags["initbench.cell"] == "depth-5-tanh")
-    assert "diagnostics.json" in {a.path for a in client.list_artifacts(deep.info.run_id)}
+    assert parent.info.status == "FINISHED"
+    models = runs(client, "model")
+    keys = [(r.data.tags["initbench.cell"], r.data.tags["initbench.label"],
+             r.data.tags["initbench.seed_index"]) for r in models]
+    assert len(keys) == len(set(keys)) == len(LABELS) * SEEDS + len(CELLS) * 5 * 2
+    assert {r.info.status for r in models} == {"FINISHED"}
+    assert {r.data.tags["mlflow.parentRunId"] for r in models} == {parent.info.run_id}
+    shared = {k for k in models[0].data.params if not k.startswith("initializer.")}
+    for r in models:  # the same keys mean the same thing in every cell
+        assert {k for k in r.data.params if not k.startswith("initializer.")} == shared
+        assert r.data.params["init_seed"] == str(42 + int(r.data.params["seed_index"]))
+        assert r.data.params["data_seed"] == "42"
+        assert r.info.end_time >= r.info.start_time
+    assert "train.seed" not in shared and {"cell", "init_seed", "data_seed"} <= shared
+    root = project[0]
+    results = json.loads((root / "data/train/baseline/results.json").read_text())
+    data_sha = hashlib.sha256((root / "data/processed/mnist.npz").read_bytes()).hexdigest()
+    for m in results["members"]:
+        run = client.get_run(m["run_id"])
+        assert run.data.tags["initbench.dvc_stage"] == "train"
+        assert run.data.tags["initbench.data_sha256"] == data_sha
+        assert re.fullmatch(r"[0-9a-f]{40}", run.data.tags["initbench.git_commit"])
+        assert run.data.params["initializer.label"] == m["label"]
+        assert run.data.params["train.batch_size"] == "32"
+        assert run.data.params["model.hidden"] == "[128]"
+        assert run.data.metrics["test_accuracy"] == pytest.approx(m["test_accuracy"])
+        history = client.get_metric_history(m["run_id"], "val_accuracy")
+        assert [h.step for h in history] == list(range(1, EPOCHS + 1))
+        assert {"diagnostics.json", "confusion.json"} <= {
+            a.path for a in client.list_artifacts(m["run_id"])}
+        assert [i.dataset.name for i in run.inputs.dataset_inputs] == ["mnist-train"]
+    gaussian = next(m for m in results["members"] if m["label"] == "gaussian")
+    params = client.get_run(gaussian["run_id"]).data.params
+    assert params["initializer.stddev"] == params["initializer.keras.stddev"] == "0.1"
+    deep = next(r for r in models if r.data.tags["initbench.cell"] == "depth-5-tanh")
     steps = [m.step for m in client.get_metric_history(deep.info.run_id, "diag.act_std.L4")]
     assert steps == [0, 1]  # at initialization and after the one epoch
-    assert set(children) == set(LABELS)
-    assert parent.info.status == "FINISHED"
-    data_sha = hashlib.sha256((root / "data/processed/mnist.npz").read_bytes())
-    for label, child in children.items():
-        run_id = child.info.run_id
-        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert child.data.tags["initbench.dvc_stage"] == f"train@{label}"
-        assert child.data.tags["initbench.data_sha256"] == data_sha.hexdigest()
-        assert re.fullmatch(r"[0-9a-f]{40}", child.data.tags["initbench.git_commit"])
-        assert child.data.params["initializer.name"] == label
-        assert child.data.params["train.batch_size"] == "32"
-        assert child.data.params["model.hidden"] == "[128]"
-        history = client.get_metric_history(run_id, "val_accuracy")
-        assert [m.step for m in history] == list(range(1, EPOCHS + 1))
-        assert 0.8 < child.data.metrics["test_accuracy"] <= 1.0
-        assert {"curves", "evaluation"} <= {a.path for a in client.list_artifacts(run_id)}
-        assert [i.dataset.name for i in child.inputs.dataset_inputs] == ["mnist-train"]
-        assert json.loads((root / f"data/train/{label}/metrics.json").read_text())["run_id"] == run_id
-        assert parent.data.tags[f"initbench.child.{label}"] == run_id
-    assert children["gaussian"].data.params["initializer.stddev"] == "0.1"
-    assert children["gaussian"].data.params["initializer.keras.stddev"] == "0.1"
-    assert {f"test_accuracy.{label}" for label in LABELS} <= set(parent.data.metrics)
-    assert "comparison" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert "report" in {a.path for a in client.list_artifacts(parent.info.run_id)}
 
 
 def test_logged_model_has_a_signature_and_loads(project, client):
     import mlflow
 
-    child = next(r for r in runs(client, "initializer") if r.info.run_name == "he_normal")
+    results = json.loads((project[0] / "data/train/baseline/results.json").read_text())
+    member = next(m for m in results["members"] if m["label"] == "he_normal")
+    run = client.get_run(member["run_id"])
     mlflow.set_tracking_uri(client.tracking_uri)
     try:
         (model,) = mlflow.search_logged_models(
-            experiment_ids=[child.info.experiment_id],
-            filter_string=f"source_run_id = '{child.info.run_id}'", output_format="list")
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"source_run_id = '{member['run_id']}'", output_format="list")
         info = mlflow.models.get_model_info(f"models:/{model.model_id}")
         assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 28, 28]
         loaded = mlflow.tensorflow.load_model(f"models:/{model.model_id}")
@@ -165,35 +177,41 @@ def test_logged_model_has_a_signature_and_loads(project, client):
         mlflow.set_tracking_uri(None)
 
 
-def test_study_cells_and_report(project):
+def test_saved_models_reload_and_reproduce_the_test_accuracy(project):
     import keras
+    import numpy as np
 
     root = project[0]
-    base = json.loads((root / "data/study/baseline/results.json").read_text())
-    assert sorted((m["label"], m["seed_index"]) for m in base["members"]) == sorted(
-        (label, i) for label in LABELS for i in range(2))
-    assert all(len(m["history"]) == EPOCHS for m in base["members"])
-    saved = sorted(p.name for p in (root / "data/study/baseline/models").glob("*.keras"))
-    assert saved == sorted(f"{label}-s{i}.keras" for label in LABELS for i in range(2))
-    reloaded = keras.models.load_model(root / "data/study/baseline/models/he_normal-s1.keras")
-    assert reloaded.count_params() == 101_770
-    for cell in CELLS:
-        depth = int(cell.split("-")[0])
-        results = json.loads((root / f"data/study/depth/{cell}/results.json").read_text())
-        assert len(results["members"]) == 5 * 2
-        for m in results["members"]:
-            diag = m["diagnostics"]
-            assert len(diag["act_std"]) == 1 + 1  # at init + 1 epoch
-            assert len(diag["grad_norm"][0]) == depth + 1  # hidden layers + output
+    data = np.load(root / "data/processed/mnist.npz")
+    results = json.loads((root / "data/train/baseline/results.json").read_text())
+    for m in results["members"][:2]:
+        model = keras.models.load_model(root / "data/train/baseline" / m["model_file"])
+        assert model.optimizer is not None  # saved compiled, with the cell's optimizer
+        pred = model.predict(data["x_test"], verbose=0).argmax(axis=1)
+        assert (pred == data["y_test"]).mean() == pytest.approx(m["test_accuracy"], abs=1e-3)
+
+
+def test_report_holds_the_comparison_and_the_study(project):
+    root = project[0]
     report = (root / "reports/report.md").read_text()
+    assert "### Comparison" in report
+    comparison = report.split("### Comparison")[1].split("###")[0]
+    assert all(f"| {label} |" in comparison for label in LABELS)
     for cell in CELLS:
         depth, act = cell.split("-")
         assert f"### {depth} hidden layers, {act}" in report
     assert "### The study's starting claims" in report
     assert "Deep tanh with N(0,1) saturates" in report
-    for name in ("accuracy_vs_depth", "activation_std_at_init", "gradient_norm_at_init",
-                 "baseline_curves"):
+    for name in ("comparison", "accuracy_vs_depth", "activation_std_at_init",
+                 "gradient_norm_at_init", "baseline_curves"):
         assert (root / f"reports/figures/{name}.png").read_bytes()[:4] == b"\x89PNG"
+    for cell in CELLS:
+        depth = int(cell.split("-")[0])
+        results = json.loads((root / f"data/train/depth-{cell}/results.json").read_text())
+        assert len(results["members"]) == 5 * 2
+        for m in results["members"]:
+            assert len(m["diagnostics"]["act_std"]) == 1 + 1  # at init + 1 epoch
+            assert len(m["diagnostics"]["grad_norm"][0]) == depth + 1  # hidden layers + output
     for stat in ("act_std", "grad_norm", "dead_fraction"):
         with (root / f"reports/diagnostics/{stat}/depth-5-tanh.csv").open() as f:
             rows = list(csv.DictReader(f))
@@ -202,8 +220,6 @@ def test_study_cells_and_report(project):
         assert {r["seeds"] for r in rows} == {"2"}
     summary = json.loads((root / "reports/summary.json").read_text())
     assert set(summary) == {"baseline"} | {f"depth-{c}" for c in CELLS}
-    assert set(summary["depth-5-tanh"]["initializers"]) == {
-        "gaussian_1", "gaussian_001", "glorot_uniform", "he_normal", "lsuv"}
 
 
 def test_second_repro_runs_nothing(project, env):
@@ -214,9 +230,12 @@ def test_second_repro_runs_nothing(project, env):
 
 def test_metrics_and_plots_commands(project, env):
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project[0], env).stdout)
-    assert shown  # per-file metrics of the workspace
+    files = next(iter(shown.values()))["data"]
+    for label in LABELS:
+        metrics = files[f"data/train/baseline/metrics/{label}.json"]["data"]
+        assert 0.8 < metrics["test_accuracy"] <= 1.0
     out = run(["dvc", "plots", "show", "--json"], project[0], env).stdout
-    assert "data/train/he_normal/history.csv" in out and "data/compare/compare.png" in out
+    assert all(f"data/train/baseline/curves/{label}.csv" in out for label in LABELS)
     # The diagnostics render through the project's own Vega-Lite template.
     html = project[0] / "plots_html"
     run(["dvc", "plots", "show", "reports/diagnostics/act_std", "-o", str(html)], project[0], env)
@@ -227,33 +246,31 @@ def test_metrics_and_plots_commands(project, env):
 
 def test_same_seed_gives_identical_results(project, env):
     root = project[0]
-    before = (root / "data/train/he_normal/history.csv").read_text().splitlines()
-    run(["dvc", "repro", "--force", "-s", "train@he_normal"], root, env)
-    after = (root / "data/train/he_normal/history.csv").read_text().splitlines()
-    strip = lambda rows: [r.rsplit(",", 1)[0] for r in rows]  # noqa: E731 - drop epoch_seconds
-    assert strip(after) == strip(before)
+    path = root / "data/train/baseline/results.json"
+    strip = lambda res: [(m["label"], m["seed_index"], [  # noqa: E731 - drop the timings
+        {k: v for k, v in r.items() if k != "epoch_seconds"} for r in m["history"]],
+        m["confusion"]) for m in res["members"]]
+    before = strip(json.loads(path.read_text()))
+    run(["dvc", "repro", "--force", "-s", "train"], root, env)
+    assert strip(json.loads(path.read_text())) == before
 
 
-def test_changing_one_initializer_reruns_only_its_stages(project, env, client):
+def test_changing_one_initializer_reruns_only_the_pipeline_cell(project, env, client):
     root = project[0]
-    original = json.loads((root / "data/train/gaussian/metrics.json").read_text())["run_id"]
+    original = json.loads((root / "data/train/baseline/metrics/gaussian.json").read_text())["run_ids"]
     path = root / "params.yaml"
     text = path.read_text()
     edit_params(root, lambda p: p["initializers"]["gaussian"].update(stddev=0.2))
     changed = run(["dvc", "repro"], root, env)
-    # he_normal was retrained by the previous test, so its evaluate stage reruns too. The
-    # baseline study trains every initializer in one stack, so it (and the report) rerun.
-    assert ran_stages(changed) - {"evaluate@he_normal"} == {
-        "train@gaussian", "evaluate@gaussian", "compare", "study_baseline", "report"}
+    assert ran_stages(changed) == {"train", "report"}  # the depth cells are not touched
     # Back to the original value: DVC restores the outputs from its run cache without training,
-    # and they still point at the MLflow run that produced them.
+    # and they still point at the MLflow runs that produced them.
     path.write_text(text)
     restored = run(["dvc", "repro"], root, env)
-    assert "train@gaussian" not in ran_stages(restored)
-    assert json.loads((root / "data/train/gaussian/metrics.json").read_text())["run_id"] == original
-    compared = json.loads((root / "data/compare/compare.json").read_text())
-    assert compared["gaussian"]["run_id"] == original
-    assert client.get_run(original).info.run_name == "gaussian"
+    assert "train" not in ran_stages(restored)
+    restored_ids = json.loads((root / "data/train/baseline/metrics/gaussian.json").read_text())
+    assert restored_ids["run_ids"] == original
+    assert client.get_run(original[0]).data.tags["initbench.label"] == "gaussian"
 
 
 def test_invalid_params_fail_before_any_work(tmp_path, env):
@@ -267,15 +284,15 @@ def test_invalid_params_fail_before_any_work(tmp_path, env):
     assert not (root / "data").exists()
 
 
-def test_mlproject_entry_points(project, env, client):
-    """`mlflow run . -e train/evaluate` with the parameter names of params.yaml (runs last)."""
+def test_mlproject_train_entry_point_runs_the_cell_through_dvc(project, env, client):
+    """`mlflow run . -e train -P epochs=1`: the cell is retrained by DVC (runs last)."""
     root = project[0]
     common = ["mlflow", "run", ".", "--env-manager", "local", "--experiment-name", "initbench"]
-    run([*common, "-e", "train", "-P", "initializer=gaussian", "-P", "epochs=1"], root, env)
-    trained = json.loads((root / "data/train/gaussian/metrics.json").read_text())
-    mlrun = client.get_run(trained["run_id"])
-    assert mlrun.info.run_name == "gaussian" and mlrun.data.params["train.epochs"] == "1"
-    assert mlrun.data.tags["mlflow.project.entryPoint"] == "train"
-    assert "mlflow.parentRunId" not in mlrun.data.tags
-    run([*common, "-e", "evaluate", "-P", "initializer=gaussian"], root, env)
-    assert "test_accuracy" in client.get_run(trained["run_id"]).data.metrics
+    proc = run([*common, "-e", "train", "-P", "epochs=1"], root, env)
+    assert "Running stage 'train'" in proc.stdout + proc.stderr
+    results = json.loads((root / "data/train/baseline/results.json").read_text())
+    assert {len(m["history"]) for m in results["members"]} == {1}
+    trained = client.get_run(results["members"][0]["run_id"])
+    assert trained.data.params["train.epochs"] == "1"
+    mlflow_run = client.get_run(trained.data.tags["mlflow.parentRunId"])
+    assert mlflow_run.data.tags["mlflow.project.entryPoint"] == "train"

@@ -107,6 +107,7 @@ class MlflowTracker:
 
     def _save(self, m: Member, r: dict[str, Any], model: keras.Model, run_id: str) -> None:
         compile_model(model, self.cell.train)  # saved with its optimizer config, like fit would
+        model.optimizer.build(model.trainable_variables)  # its slots exist: the file reloads clean
         path = self.out_dir / model_path(m)
         path.parent.mkdir(parents=True, exist_ok=True)
         model.save(path)
