@@ -1,7 +1,9 @@
 """initbench: a reproducible, experiment-tracked study of neural-network weight initialization.
 
-The pipeline (DVC stages ``download -> normalize -> train@<init> -> evaluate@<init> -> compare``)
-trains one Keras model per initializer listed in ``params.yaml`` and tracks every run in MLflow.
+The DVC pipeline ``download -> normalize -> train (the pipeline's cell), train_depth@<cell> ->
+report`` trains every initializer of ``params.yaml`` x its seeds as stacks in one compiled
+program per stack, tests each model, tracks each in its own MLflow run, and writes the report.
+Layers: ``data``, ``init`` (the initializer registry), ``train``, ``report``.
 """
 
 __version__ = "0.1.0"
