@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from initbench import config
-from initbench.config import ConfigError, from_dict, load
+from initbench.config import ConfigError, ModelConfig, TrainConfig, from_dict, load
 
 from .conftest import ROOT
 
@@ -118,7 +118,69 @@ def test_unreadable_files(tmp_path):
         load(tmp_path / "bad.yaml")
 
 
-def test_flat_params(raw_params):
-    flat = from_dict(raw_params).flat()
-    assert flat["train.batch_size"] == 32 and flat["model.hidden"] == [128]
-    assert flat["data.dataset"] == "mnist" and "initializers" not in flat
+def test_save_models_is_no_longer_a_key(raw_params):
+    assert "save_models" not in raw_params["study"]
+    raw_params["study"]["save_models"] = True
+    with pytest.raises(ConfigError, match=r"study.save_models: got True; allowed: known keys of study"):
+        from_dict(raw_params)
+
+
+@pytest.mark.parametrize("path", ["study.seeds", "study.depth.seeds"])
+def test_one_seed_is_allowed_zero_is_not(raw_params, path):
+    config.apply_overrides(raw_params, [f"{path}=1"])
+    params = from_dict(raw_params)
+    cells = params.cells()
+    if path == "study.seeds":
+        assert params.study.seeds == 1 and cells["baseline"].seeds == 1
+    else:
+        assert params.study.depth.seeds == 1
+        assert all(c.seeds == 1 for name, c in cells.items() if name != "baseline")
+    config.apply_overrides(raw_params, [f"{path}=0"])
+    with pytest.raises(ConfigError, match=rf"params: {path}: got 0; allowed: an integer >= 1"):
+        from_dict(raw_params)
+
+
+def test_empty_depths_mean_no_depth_study(raw_params):
+    raw_params["study"]["depth"]["depths"] = []
+    params = from_dict(raw_params)
+    assert params.study.depth.depths == ()
+    assert list(params.cells()) == ["baseline"]
+    raw_params["study"]["depth"]["depths"] = [2, 2]
+    with pytest.raises(ConfigError, match=r"study.depth.depths: got \[2, 2\]; allowed: a list of distinct"):
+        from_dict(raw_params)
+    raw_params["study"]["depth"]["depths"] = [0]
+    with pytest.raises(ConfigError, match=r"study.depth.depths: got \[0\]"):
+        from_dict(raw_params)
+
+
+def test_cells(raw_params):
+    raw_params["study"]["depth"]["depths"] = [3, 1]
+    raw_params["study"]["depth"]["activations"] = ["tanh", "relu"]
+    params = from_dict(raw_params)
+    cells = params.cells()
+    assert list(cells) == ["baseline", "depth-3-tanh", "depth-3-relu", "depth-1-tanh", "depth-1-relu"]
+    base = cells["baseline"]
+    assert (base.name, base.model, base.train) == ("baseline", params.model, params.train)
+    assert base.initializers == params.initializers and base.seeds == params.study.seeds
+    assert base.train_limit is None and base.save_models
+    dc = params.study.depth
+    deep = params.cell("depth-3-tanh")
+    assert deep == cells["depth-3-tanh"] and deep.name == "depth-3-tanh"
+    assert deep.model == ModelConfig((dc.width,) * 3, "tanh")
+    assert deep.train == TrainConfig(dc.optimizer, dc.learning_rate, dc.momentum, dc.batch_size,
+                                     dc.epochs, params.train.seed)
+    assert deep.initializers == dc.initializers and deep.seeds == dc.seeds
+    assert deep.train_limit == dc.train_limit and not deep.save_models
+    assert params.cell("baseline") == base
+
+
+def test_project_cells_baseline_first_then_every_depth_and_activation():
+    params = load(ROOT / "params.yaml")
+    dc = params.study.depth
+    assert list(params.cells()) == ["baseline"] + [
+        f"depth-{d}-{a}" for d in dc.depths for a in dc.activations]
+
+
+def test_unknown_cell(raw_params):
+    with pytest.raises(ConfigError, match=r"params: cell: got 'nope'; allowed: baseline, depth-2-relu"):
+        from_dict(raw_params).cell("nope")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from initbench import download as dl
-from initbench.datasets import DATASETS
+from initbench.data import download as dl
+from initbench.data.datasets import DATASETS
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 UNREACHABLE = ("http://127.0.0.1:9/a/", "http://127.0.0.1:9/b/")  # discard port: refused at once

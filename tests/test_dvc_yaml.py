@@ -1,47 +1,134 @@
-"""dvc.yaml: every stage depends on the code that shapes its outputs, so a code change reruns it;
-the study's diagnostics are declared as plots with templates that exist."""
+"""dvc.yaml: every stage depends on the code and parameters that shape its outputs, so a change
+reruns it (and only those: MLflow settings are not dependencies); the pipeline cell's metrics
+and curves and the study's diagnostics are declared with templates that exist."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import PurePosixPath
 
 import pytest
 import yaml
 
-from initbench import diag_plots
-from initbench.diagnostics import STATS
+from initbench.paths import CURVES_DIR, METRICS_DIR, Paths
+from initbench.report import diag_plots
+from initbench.results import CURVE_KEYS, STATS
 
 from .conftest import ROOT
 
-# Modules whose change changes trained weights: the trainer and everything behind initialization.
-TRAINING = {"stacked", "model", "initializers", "custom_initializers", "gains", "lsuv"}
+SRC = "src/initbench"
+# The trainer and everything behind initialization (directories: a new module is covered), and
+# the results format the stage writes.
+TRAINING = {f"{SRC}/train", f"{SRC}/init", f"{SRC}/results.py"}
 NEEDS = {
-    "download": {"download", "datasets"},
-    "normalize": {"normalize", "idx"},
-    "train": {"train"} | TRAINING,
-    "evaluate": {"evaluate"},
-    "compare": {"compare"},
-    "study_baseline": {"study", "study_stage", "diagnostics"} | TRAINING,
-    "study_depth": {"study", "study_stage", "diagnostics"} | TRAINING,
-    "report": {"report", "report_stage", "figures", "stats", "diag_plots"},
+    "download": {f"{SRC}/data/download.py", f"{SRC}/data/datasets.py"},
+    "normalize": {f"{SRC}/data/normalize.py", f"{SRC}/data/idx.py", f"{SRC}/data/processed.py"},
+    "train": TRAINING,
+    "train_depth": TRAINING,
+    "report": {f"{SRC}/report", f"{SRC}/results.py"},
+}
+# The parameters each stage's outputs depend on (a listed key covers its sub-keys).
+PARAM_NEEDS = {
+    "download": {"data.dataset"},
+    "normalize": {"data"},
+    "train": {"data", "model", "train", "initializers", "study.seeds", "study.vary_data_order",
+              "study.diagnostics_batch"},
+    "train_depth": {"data", "train.seed", "study.depth", "study.vary_data_order",
+                    "study.diagnostics_batch"},
+    "report": {"model", "train", "initializers", "study"},
 }
 
 
-@pytest.mark.parametrize("stage", sorted(NEEDS))
-def test_stage_depends_on_its_code(stage):
-    definition = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
-    deps = definition.get("do", definition)["deps"]
-    modules = {Path(d).stem for d in deps if d.startswith("src/initbench/")}
-    assert NEEDS[stage] <= modules, f"{stage} misses {sorted(NEEDS[stage] - modules)}"
+def dvc() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())
+
+
+def stage(name: str) -> dict:
+    definition = dvc()["stages"][name]
+    return definition.get("do", definition)
+
+
+def params_of(definition: dict) -> list[str]:
+    out = []
+    for p in definition.get("params", []):  # a key, or {file: [keys]}
+        out += [k for keys in p.values() for k in keys] if isinstance(p, dict) else [p]
+    return out
+
+
+def covered(path: str, deps: list[str]) -> bool:
+    return any(PurePosixPath(path) == PurePosixPath(d) or PurePosixPath(d) in PurePosixPath(path).parents
+               for d in deps)
+
+
+def test_the_stages():
+    assert list(dvc()["stages"]) == ["download", "normalize", "train", "train_depth", "report"]
+
+
+@pytest.mark.parametrize("name", sorted(NEEDS))
+def test_stage_depends_on_its_code(name):
+    deps = stage(name)["deps"]
+    missing = NEEDS[name] - set(deps)
+    assert not missing, f"{name} misses {sorted(missing)}"
     for d in deps:
         if d.startswith("src/"):
-            assert (ROOT / d).is_file(), d
+            assert (ROOT / d).exists(), d
+
+
+@pytest.mark.parametrize("name", ["train", "train_depth"])
+def test_every_training_module_is_a_dependency(name):
+    """The deps are the directories: a module added to initbench.train or .init is covered."""
+    deps = stage(name)["deps"]
+    modules = sorted(p.relative_to(ROOT).as_posix()
+                     for package in ("train", "init") for p in (ROOT / SRC / package).rglob("*.py"))
+    assert len(modules) >= 10
+    assert [m for m in modules if not covered(m, deps)] == []
+
+
+def test_report_depends_on_every_report_module():
+    deps = stage("report")["deps"]
+    modules = [p.relative_to(ROOT).as_posix() for p in (ROOT / SRC / "report").rglob("*.py")]
+    assert [m for m in modules if not covered(m, deps)] == []
+
+
+@pytest.mark.parametrize("name", sorted(PARAM_NEEDS))
+def test_stage_depends_on_its_params(name):
+    listed = params_of(stage(name))
+    missing = [p for p in PARAM_NEEDS[name]
+               if not any(p == q or p.startswith(f"{q}.") for q in listed)]
+    assert not missing, f"{name} misses params {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(NEEDS))
+def test_mlflow_settings_are_not_dependencies(name):
+    """Renaming the MLflow experiment must not rerun (or invalidate) any stage."""
+    listed = params_of(stage(name))
+    assert not [p for p in listed if p == "experiment" or p.startswith("experiment.")]
+
+
+def test_train_stages_write_where_the_report_reads():
+    paths = Paths(ROOT)
+    train = stage("train")
+    out = paths.cell_dir("baseline").relative_to(ROOT).as_posix()
+    assert train["outs"] == [out] and f"--out {out}" in train["cmd"]
+    assert "--cell baseline" in train["cmd"]
+    depth = stage("train_depth")
+    assert set(depth["matrix"]) == {"depth", "activation"}
+    assert depth["outs"] == ["data/train/depth-${item.depth}-${item.activation}"]
+    assert "--cell depth-${item.depth}-${item.activation}" in depth["cmd"]
+    cells = paths.cell_dir("x").parent.relative_to(ROOT).as_posix()
+    assert cells in stage("report")["deps"] and f"--cells {cells}" in stage("report")["cmd"]
+
+
+def test_the_pipeline_cell_is_declared_as_metrics_and_plots():
+    baseline = Paths(ROOT).cell_dir("baseline").relative_to(ROOT).as_posix()
+    assert f"{baseline}/{METRICS_DIR}" in dvc()["metrics"]
+    declared = {k: v for item in dvc()["plots"] if isinstance(item, dict) for k, v in item.items()}
+    curves = declared[f"{baseline}/{CURVES_DIR}"]
+    assert curves["x"] == "epoch" and curves["y"] in CURVE_KEYS
 
 
 def test_dvc_yaml_declares_every_diagnostic_as_plots_with_an_existing_template():
-    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    declared = {k: v for item in dvc["plots"] if isinstance(item, dict) for k, v in item.items()}
+    declared = {k: v for item in dvc()["plots"] if isinstance(item, dict) for k, v in item.items()}
     for stat in STATS:
         props = declared[f"reports/diagnostics/{stat}"]
         assert props["x"] == "layer" and props["y"] == stat
@@ -51,3 +138,8 @@ def test_dvc_yaml_declares_every_diagnostic_as_plots_with_an_existing_template()
         assert spec["spec"]["encoding"]["color"]["field"] == "initializer"
         log = spec["spec"]["encoding"]["y"]["scale"].get("type") == "log"
         assert log == (stat in diag_plots.LOG_SCALE)
+
+
+def test_report_outputs_are_not_cached():
+    outs = stage("report")["outs"]
+    assert outs == [{"reports": {"cache": False}}]

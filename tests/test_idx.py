@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from initbench.idx import IMAGES_MAGIC, LABELS_MAGIC, IdxError, read_images, read_labels, read_pair
+from initbench.data.idx import IMAGES_MAGIC, LABELS_MAGIC, IdxError, read_images, read_labels, read_pair
 
 
 def write_idx(path, magic, dims, body: bytes, compress=True):

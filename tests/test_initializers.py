@@ -13,9 +13,9 @@ import keras
 import numpy as np
 import pytest
 
-from initbench import initializers
 from initbench.config import InitializerSpec, ModelConfig
-from initbench.model import build_model
+from initbench.init import registry as initializers
+from initbench.train.model import build_model
 
 DENSE = (1024, 512)  # fan_in 1024, fan_out 512
 CONV = (3, 3, 64, 128)  # fan_in 3*3*64 = 576, fan_out 3*3*128 = 1152

@@ -1,6 +1,6 @@
 """LSUV (Mishkin & Matas 2016) on a deep MLP and real MNIST: unit pre-activation variance.
 
-The pre-activations are recomputed here independently of ``initbench.lsuv`` (a plain numpy
+The pre-activations are recomputed here independently of ``initbench.init.lsuv`` (a plain numpy
 forward pass through the Dense kernels), on the LSUV batch and on held-out test images.
 """
 
@@ -12,11 +12,11 @@ import keras
 import numpy as np
 import pytest
 
-from initbench import initializers
 from initbench.config import InitializerSpec, ModelConfig
-from initbench.idx import read_pair
-from initbench.lsuv import LSUVError, lsuv_init, pre_activation, sample_batch
-from initbench.model import build_model
+from initbench.data.idx import read_pair
+from initbench.init import registry as initializers
+from initbench.init.lsuv import LSUVError, lsuv_init, pre_activation, sample_batch
+from initbench.train.model import build_model
 
 CFG = ModelConfig((256, 256, 256), "relu")  # 784-256-256-256-10
 NAMES = ["dense_0", "dense_1", "dense_2", "output"]
@@ -31,7 +31,7 @@ def images(mnist):
     on which the pre-activation variance of an LSUV-ed model is measurably lower (~0.9).
     """
     train, _ = read_pair(mnist / "train-images-idx3-ubyte.gz", mnist / "train-labels-idx1-ubyte.gz")
-    scale = np.float32(255.0)  # as initbench.normalize does
+    scale = np.float32(255.0)  # as initbench.data.normalize does
     return train[:5000].astype(np.float32) / scale, train[-2000:].astype(np.float32) / scale
 
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from initbench.config import InitializerSpec, ModelConfig, TrainConfig
-from initbench.model import build_model, compile_model, layer_seed, make_optimizer
+from initbench.train.model import build_model, compile_model, layer_seed, make_optimizer
 
 
 def spec(name="he_normal", **args):
-    from initbench.initializers import resolve_args
+    from initbench.init.registry import resolve_args
 
     return InitializerSpec(name, name, resolve_args(name, args))
 

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from initbench import normalize
 from initbench.config import DataConfig
+from initbench.data import normalize, processed
 
 
 def cfg(**kw) -> DataConfig:
@@ -69,7 +69,7 @@ def test_standardization_uses_training_statistics(mnist, default_arrays):
 def test_stage_writes_archive_and_stats(mnist, tmp_path):
     out, stats_path = tmp_path / "p" / "mnist.npz", tmp_path / "p" / "mnist.stats.json"
     stats = normalize.normalize(mnist, out, stats_path, cfg())
-    loaded = normalize.load(out)  # allow_pickle=False: a pickled archive would fail here
+    loaded = processed.load(out)  # allow_pickle=False: a pickled archive would fail here
     assert set(loaded) == {"x_train", "y_train", "x_val", "y_val", "x_test", "y_test"}
     assert json.loads(stats_path.read_text()) == stats
     assert sorted(p.name for p in out.parent.iterdir()) == ["mnist.npz", "mnist.stats.json"]

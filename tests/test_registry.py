@@ -8,9 +8,11 @@ import keras
 import numpy as np
 import pytest
 
-from initbench import cli, config, initializer_docs, initializers
-from initbench.gains import calculate_gain, gain_for_activation
-from initbench.initializers import InitializerError
+from initbench import cli, config
+from initbench.init import docs as initializer_docs
+from initbench.init import registry as initializers
+from initbench.init.gains import calculate_gain, gain_for_activation
+from initbench.init.registry import InitializerError
 
 from .conftest import ROOT
 

@@ -1,15 +1,18 @@
-"""The study report: the per-cell table (differences adjusted for multiplicity) and the
-diagnostics written as DVC plot data."""
+"""The study report: the per-cell table (differences adjusted for multiplicity), the
+diagnostics written as DVC plot data, and the cell files (results, metrics, curves) it reads."""
 
 from __future__ import annotations
 
 import csv
+import json
 
+import numpy as np
 import pytest
 
-from initbench import diag_plots
-from initbench.diagnostics import STATS
-from initbench.report import cell_table
+from initbench import results
+from initbench.report import diag_plots
+from initbench.report.tables import cell_table, comparison
+from initbench.results import STATS
 
 REF = [0.975, 0.976, 0.977, 0.978, 0.979]
 
@@ -69,3 +72,37 @@ def test_diagnostics_are_written_as_dvc_plot_data(tmp_path):
     assert len(table) == 8  # 2 initializers x 2 layers x 2 epochs
     assert float(next(r for r in table if r["initializer"] == "zeros")["grad_norm"]) == 0.0
 
+
+
+def trained(label: str, seed: int, test_accuracy: float, val: list[float]) -> dict:
+    history = [{"epoch": e + 1, "loss": 1.0 / (e + 1), "accuracy": v, "val_loss": 1.0, "val_accuracy": v}
+               for e, v in enumerate(val)]
+    return {"label": label, "initializer": "he_normal", "seed_index": seed, "history": history,
+            "test_accuracy": test_accuracy, "test_loss": 0.1, "diverged": False,
+            "final_train_loss": history[-1]["loss"], "run_id": f"{label}{seed}" + "0" * 30}
+
+
+def test_a_cell_is_written_as_results_metrics_and_curves(tmp_path):
+    members = [trained("he", 0, 0.97, [0.95, 0.97, 0.98]), trained("he", 1, 0.99, [0.96, 0.96, 0.98]),
+               trained("late", 0, 0.90, [0.90, 0.91, 0.96])]
+    summary = results.initializer_summary(members[:2])
+    assert summary["seeds"] == 2 and summary["test_accuracy"] == pytest.approx(0.98)
+    assert summary["test_accuracy_sd"] == pytest.approx(np.std([0.97, 0.99], ddof=1))
+    assert summary["epochs_to_val_97"] == 2.5  # epochs 2 and 3
+    assert summary["best_val_accuracy"] == pytest.approx(0.98)
+    assert summary["run_ids"] == [members[0]["run_id"], members[1]["run_id"]]
+    late = results.initializer_summary(members[2:])
+    assert late["epochs_to_val_97"] is None and late["test_accuracy_sd"] is None  # one seed
+    with pytest.raises(FileNotFoundError, match=r"results.json is missing: train cell 'baseline'"):
+        results.read_cell(tmp_path / "baseline")
+    cell = {"cell": "baseline", "activation": "relu", "members": members}
+    results.write_cell(tmp_path / "baseline", cell)
+    assert results.read_cell(tmp_path / "baseline") == cell
+    assert json.loads((tmp_path / "baseline" / "metrics" / "he.json").read_text()) == summary
+    with (tmp_path / "baseline" / "curves" / "he.csv").open() as f:
+        curve = list(csv.DictReader(f))
+    assert list(curve[0]) == ["epoch", *results.CURVE_KEYS]
+    assert [float(r["val_accuracy"]) for r in curve] == pytest.approx([0.955, 0.965, 0.98])
+    table = comparison(cell)
+    assert table[2].startswith("| he (he_normal) | 0.9800 |")  # best first
+    assert f"`{members[0]['run_id'][:8]}`" in table[2] and len(table) == 4

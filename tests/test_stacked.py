@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from initbench import normalize
-from initbench.config import DataConfig, InitializerSpec, ModelConfig, TrainConfig
-from initbench.initializers import resolve_args
-from initbench.model import build_model, compile_model
-from initbench.stacked import StackedMLP, epoch_order
+from initbench.config import ConfigError, DataConfig, InitializerSpec, ModelConfig, TrainConfig
+from initbench.data import normalize
+from initbench.init.registry import resolve_args
+from initbench.train.model import build_model, compile_model
+from initbench.train.stacked import StackedMLP, epoch_order
 
 STEPS, BATCH = 300, 32
 
@@ -63,13 +63,20 @@ def test_partial_last_batch_and_evaluation(data):
     order = epoch_order(2500, 3, 1)  # two full batches of 1000, one of 500
     stack.train_epoch(x, y, order)
     assert int(stack.iterations.numpy()) == 3
-    loss, acc = stack.evaluate(tf.constant(data["x_test"]), tf.constant(data["y_test"]))
+    # A batch that does not divide the test set: the predictions of every batch are kept.
+    loss, acc, pred = stack.evaluate(tf.constant(data["x_test"]), tf.constant(data["y_test"]),
+                                     batch=300)
+    assert pred.shape == (2, len(data["y_test"])) and pred.dtype.kind == "i"
     stack.write_back(members)
     for k, model in enumerate(members):
         compile_model(model, cfg)
         want_loss, want_acc = model.evaluate(data["x_test"], data["y_test"], verbose=0)
         assert loss[k] == pytest.approx(want_loss, rel=1e-4)
         assert acc[k] == pytest.approx(want_acc, abs=1e-6)
+        assert acc[k] == pytest.approx(np.mean(pred[k] == data["y_test"]), abs=1e-12)
+        want_pred = np.argmax(model.predict(data["x_test"], verbose=0), axis=-1)
+        # Ties and float rounding aside, the stack predicts what the model alone predicts.
+        assert np.mean(pred[k] == want_pred) > 0.999
 
 
 def test_fit_is_deterministic_and_reports_every_epoch(data):
@@ -93,9 +100,40 @@ def test_fit_is_deterministic_and_reports_every_epoch(data):
 
 
 def test_unsupported_optimizer_and_mixed_architectures():
-    with pytest.raises(ValueError, match=r"train\.optimizer: got 'rmsprop'; allowed: adam, sgd"):
-        StackedMLP([], "relu", TrainConfig("rmsprop", 0.1, 0.0, 32, 1, 0))
+    # The stack implements OPTIMIZERS; the config is what keeps any other out.
+    with pytest.raises(ConfigError, match=r"train\.optimizer: got 'rmsprop'; allowed: adam, sgd"):
+        TrainConfig("rmsprop", 0.1, 0.0, 32, 1, 0)
     models = [build_model(ModelConfig((8,), "relu"), spec("zeros"), 0),
               build_model(ModelConfig((9,), "relu"), spec("zeros"), 0)]
     with pytest.raises(ValueError, match="share one architecture"):
         StackedMLP(models, "relu", TrainConfig("adam", 0.1, 0.0, 32, 1, 0))
+
+
+def test_reset_trains_exactly_as_a_fresh_stack(data):
+    """train_cell reuses a compiled stack for the next models of the same size: after reset, the
+    weights, optimizer state and step count of the previous models must be gone."""
+    cfg, mc = TrainConfig("adam", 0.001, 0.0, 64, 1, 0), ModelConfig((32,), "relu")
+    x, y = tf.constant(data["x_train"][:2000]), tf.constant(data["y_train"][:2000])
+    order = epoch_order(2000, 0, 1)
+
+    def models(seeds):
+        return [build_model(mc, spec("he_normal"), s) for s in seeds]
+
+    reused = StackedMLP(models((1, 2)), "relu", cfg)
+    reused.train_epoch(x, y, order)  # leaves trained weights, Adam moments and a step count
+    again = models((3, 4))
+    reused.reset(again)
+    assert int(reused.iterations.numpy()) == 0
+    loss, acc = reused.train_epoch(x, y, order)
+    reused.write_back(again)
+    alone = models((3, 4))
+    fresh = StackedMLP(alone, "relu", cfg)
+    want_loss, want_acc = fresh.train_epoch(x, y, order)
+    fresh.write_back(alone)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-6)
+    np.testing.assert_array_equal(acc, want_acc)
+    for a, b in zip((w for m in again for w in m.get_weights()),
+                    (w for m in alone for w in m.get_weights()), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="same architecture and count"):
+        reused.reset(models((5,)))

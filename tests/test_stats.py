@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from initbench.stats import t_interval, verdict, welch_difference
+from initbench.report.stats import t_interval, verdict, welch_difference
 
 
 def test_t_interval_known_values():

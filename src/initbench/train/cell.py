@@ -99,7 +99,7 @@ def confusion(y: np.ndarray, pred: np.ndarray, n_classes: int = N_CLASSES) -> np
     return np.bincount(y * n_classes + pred, minlength=n_classes**2).reshape(n_classes, n_classes)
 
 
-def test_results(y: np.ndarray, loss: float, pred: np.ndarray) -> dict[str, Any]:
+def scores(y: np.ndarray, loss: float, pred: np.ndarray) -> dict[str, Any]:
     cm = confusion(y.astype(np.int64), pred.astype(np.int64))
     per_class = np.diag(cm) / np.maximum(cm.sum(axis=1), 1)
     return {"test_loss": float(loss), "test_accuracy": float(np.trace(cm) / cm.sum()),
@@ -143,9 +143,9 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
                     f"{epoch}/{cell.train.epochs}: val accuracy {min(val):.4f}..{max(val):.4f} "
                     f"({rows[0]['epoch_seconds']:.1f} s)")
 
-        if tracker is not None:
-            tracker.start(stack)
         try:
+            if tracker is not None:
+                tracker.start(stack)
             on_epoch(0, [])
             histories = trainer.fit(x, y, data["x_val"], data["y_val"], cell.train.epochs,
                                     stack[0].data_seed, on_epoch)
@@ -157,7 +157,7 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
             trainer.write_back(models)
             done = [{"label": m.label, "initializer": m.spec.name, "args": dict(m.spec.args),
                      "seed_index": m.seed_index, "init_seed": m.init_seed, "data_seed": m.data_seed,
-                     "history": histories[k], **test_results(data["y_test"], loss[k], pred[k]),
+                     "history": histories[k], **scores(data["y_test"], loss[k], pred[k]),
                      "final_train_loss": histories[k][-1]["loss"], "diverged": diverged(histories[k]),
                      "diagnostics": {s: [d[s][k].tolist() for d in diags] for s in diags[0]}}
                     for k, m in enumerate(stack)]

@@ -87,7 +87,7 @@ class MlflowTracker:
                models: list[keras.Model]) -> None:
         now = int(time.time() * 1000)
         for m, r, model in zip(stack, results, models, strict=True):
-            run_id = r["run_id"] = self.runs.pop((m.label, m.seed_index))
+            run_id = r["run_id"] = self.runs[m.label, m.seed_index]
             metrics = [Metric(k, float(r[k]), now, 0) for k in ("test_loss", "test_accuracy",
                                                                  "final_train_loss", "diverged")]
             metrics += [Metric(f"test_accuracy_class_{c}", v, now, 0)
@@ -104,6 +104,7 @@ class MlflowTracker:
             if self.cell.save_models:
                 self._save(m, r, model, run_id)
             self.client.set_terminated(run_id, "FINISHED")
+            del self.runs[m.label, m.seed_index]  # done: fail() no longer touches it
 
     def _save(self, m: Member, r: dict[str, Any], model: keras.Model, run_id: str) -> None:
         compile_model(model, self.cell.train)  # saved with its optimizer config, like fit would
