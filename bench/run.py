@@ -1,19 +1,24 @@
-"""Benchmark: initbench's stacked trainer vs the naive reference (one keras.Model.fit per model).
+"""Benchmark: initbench end to end and its trainer vs plain Keras (one keras.Model.fit per model).
 
-Runs, in one invocation, interleaved and repeated, each job in its own process:
-  * the baseline work (784-128-10 ReLU MLP, Adam, batch 32, the first N (initializer, seed) pairs
-    of params.yaml, E epochs on the full training split; default: every initializer, one seed,
-    train.epochs -- one seed's share of the baseline study) with the naive reference and with
-    initbench's trainer -> model-epochs/s of each, their ratio (median of repeats), the same over
-    the epochs after the first (no tracing/compilation), samples/s, achieved GFLOP/s, test
+Cases (``--cases``, default all), each job in its own process, interleaved and repeated:
+  * e2e: the article's experiment (4 initializers, 784-128-10 ReLU, Adam, batch 32, one seed) as
+    whole processes: `dvc repro` of a fresh project copy vs bench/article_keras.py (bench/e2e.py)
+    -> seconds of each, end_to_end_speedup = median(keras) / median(dvc repro); target 4x;
+  * trainer: the baseline work (784-128-10 ReLU MLP, Adam, batch 32, the first N (initializer,
+    seed) pairs of params.yaml, E epochs on the full training split; default: every initializer,
+    one seed, train.epochs) with the naive reference and with initbench.train.cell.train_cell
+    (what the train stage runs, minus MLflow and files) -> model-epochs/s of each, their ratio,
+    the same over the epochs after the first (no tracing/compilation), samples/s, GFLOP/s, test
     accuracies of both and their paired differences (95% t-interval);
-  * the deep work (20 x 256 ReLU MLP, SGD momentum, batch 128) with initbench's trainer ->
+  * deep: the deep work (20 x 256 ReLU MLP, SGD momentum, batch 128) through train_cell ->
     achieved GFLOP/s vs the float32 matmul rate numpy reaches on this machine in the same run;
-  * overheads: Python + TensorFlow + MLflow import of a stage, MLflow run creation, a no-op
-    `dvc repro`.
+  * overhead: imports of the train stage, `initbench validate` and `initbench --help` process
+    times, MLflow run creation, a no-op `dvc repro`.
 Prints a summary and writes JSON (default bench/results.json). FLOPs are counted from the
-architecture: 2 per multiply-add forward, backward = 2x forward, so 6 x MACs per sample.
-Usage: python bench/run.py [--repeats 2] [--models N] [--epochs E] [--out bench/results.json]
+architecture: 2 per multiply-add forward, backward = 2x forward, so 6 x MACs per training sample,
+plus 2 x MACs per sample of the per-epoch validation pass (diagnostics and test not counted).
+Usage: python bench/run.py [--cases e2e,trainer,deep,overhead] [--repeats 2] [--models N]
+       [--epochs E] [--out bench/results.json]
 """
 
 from __future__ import annotations
@@ -25,14 +30,16 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from worker import macs  # noqa: E402 - bench/ is the script's own directory
+from overhead import overhead  # noqa: E402 - bench/ is the script's own directory
+from worker import macs  # noqa: E402
+
+CASES = ("e2e", "trainer", "deep", "overhead")
 
 
 def job(spec: dict) -> dict:
@@ -45,43 +52,10 @@ def job(spec: dict) -> dict:
     return json.loads(lines[-1][7:])
 
 
-def mlflow_overhead() -> dict:
-    from mlflow.tracking import MlflowClient
-
-    with tempfile.TemporaryDirectory() as tmp:
-        client = MlflowClient(tracking_uri=f"sqlite:///{tmp}/m.db")
-        t = time.perf_counter()
-        exp = client.create_experiment("bench")
-        first = time.perf_counter() - t
-        times = []
-        for i in range(5):
-            t = time.perf_counter()
-            run = client.create_run(exp, run_name=f"r{i}")
-            client.log_batch(run.info.run_id, params=[])
-            client.set_terminated(run.info.run_id)
-            times.append(time.perf_counter() - t)
-    return {"store_creation_s": first, "run_creation_s": statistics.median(times)}
-
-
-def dvc_overhead() -> dict:
-    # A `dvc repro` with stale stages would retrain the whole study: measure only a true no-op.
-    if subprocess.run(["dvc", "status", "--quiet"], cwd=ROOT, check=False).returncode:
-        print("dvc status: the pipeline is not up to date; no-op `dvc repro` not measured", flush=True)
-        return {"dvc_noop_repro_s": None}
-    out = {}
-    for name, cmd in (("dvc_version_s", ["dvc", "--version"]), ("dvc_noop_repro_s", ["dvc", "repro"])):
-        t = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
-        out[name] = time.perf_counter() - t
-        if name == "dvc_noop_repro_s":
-            out["dvc_noop_repro_ran_nothing"] = "Running stage" not in proc.stdout
-    return out
-
-
 def parity(naive: list, stacked: list) -> dict:
     """Paired test-accuracy differences (stacked - naive, pp) over the models that trained."""
-    from initbench.stats import t_interval, verdict
-    from initbench.study import CHANCE_ACCURACY
+    from initbench.report.stats import t_interval, verdict
+    from initbench.train.cell import CHANCE_ACCURACY
 
     diffs = [100 * (s[2] - n[2]) for n, s in zip(naive, stacked, strict=True)
              if n[:2] == s[:2] and min(n[2], s[2]) > CHANCE_ACCURACY]
@@ -90,93 +64,143 @@ def parity(naive: list, stacked: list) -> dict:
             "verdict": verdict(iv, "accuracy (stacked vs naive)")}
 
 
+def epoch_flops(hidden: list[int], run: dict) -> int:
+    """One model-epoch: 6 x MACs per training sample, 2 x MACs per validation sample."""
+    return macs(hidden) * (6 * run["n_train"] + 2 * run["n_val"])
+
+
+def med(runs: list[dict]) -> float:
+    return statistics.median(r["seconds"] for r in runs)
+
+
+def warm(runs: list[dict]) -> float:
+    """Model-epochs/s over the epochs that compiled/traced nothing (median of repeats)."""
+    return statistics.median(sum(k for k, first, _ in r["epochs"] if not first)
+                             / sum(t for _, first, t in r["epochs"] if not first) for r in runs)
+
+
+def trainer_case(base: dict, repeats: int) -> dict:
+    naive, stacked = [], []
+    for r in range(repeats):
+        print(f"trainer repeat {r + 1}/{repeats}", flush=True)
+        naive.append(job({**base, "mode": "naive"}))
+        stacked.append(job({**base, "mode": "stacked"}))
+    me, n_train = base["models"] * base["epochs"], stacked[0]["n_train"]
+    flops = epoch_flops(base["hidden"], stacked[0]) * me
+
+    def figures(runs: list[dict]) -> dict:
+        return {"model_epochs_per_s": me / med(runs), "samples_per_s": n_train * me / med(runs),
+                "gflops": flops / med(runs) / 1e9,
+                "warm_model_epochs_per_s": warm(runs) if base["epochs"] > 1 else None,
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+                "seconds": [r["seconds"] for r in runs]}
+
+    out = {"work": {k: base[k] for k in ("hidden", "batch_size", "epochs", "models")}
+           | {"n_train": n_train},
+           "naive": figures(naive),
+           "stacked": figures(stacked) | {"stack": stacked[0]["stack"], "stacks": stacked[0]["stacks"],
+                                          "timing": stacked[0]["timing"]},
+           "test_accuracy": {"naive": naive[0]["test_accuracy"], "stacked": stacked[0]["test_accuracy"]}}
+    out["speedup"] = out["stacked"]["model_epochs_per_s"] / out["naive"]["model_epochs_per_s"]
+    if base["epochs"] > 1:
+        out["warm_speedup"] = (out["stacked"]["warm_model_epochs_per_s"]
+                               / out["naive"]["warm_model_epochs_per_s"])
+    return out
+
+
+def deep_case(deep: dict, repeats: int) -> dict:
+    runs, matmul = [], []
+    for r in range(repeats):
+        print(f"deep repeat {r + 1}/{repeats}", flush=True)
+        matmul.append(job({"mode": "matmul"}))
+        runs.append(job({**deep, "mode": "stacked"}))
+    flops = epoch_flops(deep["hidden"], runs[0]) * deep["models"] * deep["epochs"]
+    # Rate over the epochs themselves (training + validation pass), not the test or diagnostics.
+    epoch_s = statistics.median(sum(t for *_, t in r["epochs"]) for r in runs)
+    rate = statistics.median(m["gflops"] for m in matmul)
+    gflops = flops / epoch_s / 1e9
+    return {"work": {k: deep[k] for k in ("hidden", "batch_size", "epochs", "models")}
+            | {"n_train": runs[0]["n_train"]},
+            "gflops": gflops, "stack": runs[0]["stack"], "matmul_gflops": rate,
+            "fraction_of_matmul": gflops / rate, "seconds": [r["seconds"] for r in runs],
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+
+
+def summary(result: dict) -> None:
+    if "trainer" in result:
+        t = result["trainer"]
+        acc = t["accuracy_parity"]
+        warm_note = f" ({t['warm_speedup']:.1f}x after compilation)" if "warm_speedup" in t else ""
+        print(f"trainer: test accuracy, stacked - naive over {acc['models']} models: "
+              f"{acc['mean_pp']:+.2f} pp, 95% CI [{acc['ci95_pp'][0]:+.2f}, {acc['ci95_pp'][1]:+.2f}]: "
+              f"{acc['verdict']}")
+        print(f"trainer: speed-up (model-epochs/s, median of {len(t['naive']['seconds'])}): "
+              f"{t['speedup']:.1f}x{warm_note}")
+    if "deep" in result:
+        print(f"deep MLP: {result['deep']['gflops']:.1f} GFLOP/s = "
+              f"{100 * result['deep']['fraction_of_matmul']:.0f}% of the matmul rate")
+    if "overhead" in result:
+        o = result["overhead"]
+        print(f"overhead: train-stage imports {o['stage_imports_s']:.2f} s, `initbench validate` "
+              f"{o['initbench_validate_s']:.2f} s, `initbench --help` {o['initbench_help_s']:.2f} s")
+    if "end_to_end" in result:
+        e = result["end_to_end"]
+        print(f"end to end (the article's experiment, {e['work']['epochs']} epochs): dvc repro "
+              f"{e['dvc_repro_median_s']:.1f} s vs Keras script {e['keras_script_median_s']:.1f} s "
+              f"(medians of {len(e['dvc_repro_seconds'])}): {e['end_to_end_speedup']:.2f}x "
+              f"(target: at least {e['target']:.0f}x); stages run: {', '.join(e['stages_ran'])}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}")
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--models", type=int, help="default: one per initializer of params.yaml")
-    ap.add_argument("--epochs", type=int, help="default: train.epochs of params.yaml")
+    ap.add_argument("--models", type=int, help="trainer: default one per initializer of params.yaml")
+    ap.add_argument("--epochs", type=int, help="trainer and e2e: default train.epochs of params.yaml")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     args = ap.parse_args()
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    if not cases or set(cases) - set(CASES):
+        ap.error(f"--cases: choose from {', '.join(CASES)}")
 
     from initbench import config
 
     params = config.load(ROOT / "params.yaml")
     data = ROOT / "data" / "processed" / f"{params.data.dataset}.npz"
-    if not data.is_file():
+    if {"trainer", "deep"} & set(cases) and not data.is_file():
         sys.exit(f"{data} is missing: run `dvc repro normalize` first")
     labels = list(params.initializers)
-    # Default work: one seed's share of the baseline study -- every initializer, train.epochs
-    # epochs (the study repeats it for study.seeds seeds; the per-model cost does not change).
-    args.models = args.models or len(labels)
-    args.epochs = args.epochs or params.train.epochs
-    pairs = [(label, params.train.seed + s) for s in range(params.study.seeds) for label in labels]
-    base = {"params": str(ROOT / "params.yaml"), "data": str(data),
-            "models": pairs[: args.models], "hidden": list(params.model.hidden),
+    models = args.models or len(labels)
+    epochs = args.epochs or params.train.epochs
+    base = {"params": str(ROOT / "params.yaml"), "data": str(data), "initializers": labels,
+            "seeds": -(-models // len(labels)), "models": models, "hidden": list(params.model.hidden),
             "activation": "relu", "optimizer": "adam", "lr": 0.001, "momentum": 0.0,
-            "batch_size": 32, "epochs": args.epochs, "n_train": 54000}
-    deep = {**base, "models": [("he_normal", 42 + s) for s in range(8)], "hidden": [256] * 20,
+            "batch_size": 32, "epochs": epochs, "train_limit": None,
+            "diag_batch": params.study.diagnostics_batch}
+    deep = {**base, "initializers": ["he_normal"], "seeds": 8, "models": 8, "hidden": [256] * 20,
             "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "batch_size": 128, "epochs": 1,
-            "n_train": 20000}
-    naive, stacked, deep_runs, matmul = [], [], [], []
-    for r in range(args.repeats):
-        print(f"repeat {r + 1}/{args.repeats}", flush=True)
-        matmul.append(job({"mode": "matmul"}))
-        naive.append(job({**base, "mode": "naive"}))
-        stacked.append(job({**base, "mode": "stacked"}))
-        deep_runs.append(job({**deep, "mode": "stacked"}))
-    imports = [job({"mode": "import"})["seconds"] for _ in range(3)]
+            "train_limit": 20000}
 
-    me = len(base["models"]) * args.epochs
-    n_train = min(base["n_train"], 54000)
-    flops_base = 6 * macs(base["hidden"]) * n_train * me
-    flops_deep = 6 * macs(deep["hidden"]) * deep["n_train"] * len(deep["models"])
-    med = lambda runs: statistics.median(r["seconds"] for r in runs)  # noqa: E731
+    result = {"date": time.strftime("%Y-%m-%d"),
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "cases": cases}
+    if "e2e" in cases:
+        from e2e import run_e2e
 
-    def warm(runs: list[dict]) -> float:
-        """Model-epochs/s over the epochs that compiled/traced nothing (median of repeats)."""
-        return statistics.median(sum(k for k, first, _ in r["epochs"] if not first)
-                                 / sum(t for _, first, t in r["epochs"] if not first) for r in runs)
-
-    rate = statistics.median(m["gflops"] for m in matmul)
-    result = {
-        "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "work": {"baseline": {k: base[k] for k in ("hidden", "batch_size", "epochs", "n_train")}
-                 | {"models": len(base["models"])},
-                 "deep": {k: deep[k] for k in ("hidden", "batch_size", "epochs", "n_train")}
-                 | {"models": len(deep["models"])}},
-        "naive": {"model_epochs_per_s": me / med(naive), "samples_per_s": n_train * me / med(naive),
-                  "gflops": flops_base / med(naive) / 1e9,
-                  "warm_model_epochs_per_s": warm(naive) if args.epochs > 1 else None,
-                  "peak_rss_mb": max(r["peak_rss_mb"] for r in naive),
-                  "seconds": [r["seconds"] for r in naive]},
-        "stacked": {"model_epochs_per_s": me / med(stacked),
-                    "samples_per_s": n_train * me / med(stacked),
-                    "gflops": flops_base / med(stacked) / 1e9, "stack": stacked[0]["stack"],
-                    "warm_model_epochs_per_s": warm(stacked) if args.epochs > 1 else None,
-                    "peak_rss_mb": max(r["peak_rss_mb"] for r in stacked),
-                    "seconds": [r["seconds"] for r in stacked]},
-        "deep_stacked": {"gflops": flops_deep / med(deep_runs) / 1e9, "stack": deep_runs[0]["stack"],
-                         "seconds": [r["seconds"] for r in deep_runs],
-                         "peak_rss_mb": max(r["peak_rss_mb"] for r in deep_runs)},
-        "matmul_gflops": rate,
-        "overhead": {"stage_imports_s": statistics.median(imports), **mlflow_overhead(),
-                     **dvc_overhead()},
-        "test_accuracy": {"naive": naive[0]["test_accuracy"], "stacked": stacked[0]["test_accuracy"]},
-    }
-    result["accuracy_parity"] = parity(naive[0]["test_accuracy"], stacked[0]["test_accuracy"])
-    result["speedup"] = result["stacked"]["model_epochs_per_s"] / result["naive"]["model_epochs_per_s"]
-    if args.epochs > 1:
-        result["warm_speedup"] = (result["stacked"]["warm_model_epochs_per_s"]
-                                  / result["naive"]["warm_model_epochs_per_s"])
-    result["deep_fraction_of_matmul"] = result["deep_stacked"]["gflops"] / rate
+        result["end_to_end"] = run_e2e(args.repeats, args.epochs)
+    if "trainer" in cases:
+        result["trainer"] = trainer_case(base, args.repeats)
+    if "deep" in cases:
+        result["deep"] = deep_case(deep, args.repeats)
+    if "overhead" in cases:
+        result["overhead"] = overhead(job)
+    if "trainer" in result:  # imports TensorFlow here: only once every job has run
+        acc = result["trainer"]["test_accuracy"]
+        result["trainer"]["accuracy_parity"] = parity(acc["naive"], acc["stacked"])
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "test_accuracy"}, indent=1))
-    warm_note = f" ({result['warm_speedup']:.1f}x after compilation)" if args.epochs > 1 else ""
-    acc = result["accuracy_parity"]
-    print(f"test accuracy, stacked - naive over {acc['models']} models: {acc['mean_pp']:+.2f} pp, "
-          f"95% CI [{acc['ci95_pp'][0]:+.2f}, {acc['ci95_pp'][1]:+.2f}]: {acc['verdict']}")
-    print(f"speed-up (model-epochs/s, median of {args.repeats}): {result['speedup']:.1f}x{warm_note}; "
-          f"deep MLP at {100 * result['deep_fraction_of_matmul']:.0f}% of the matmul rate")
+    print(json.dumps({k: v for k, v in result.items() if k != "trainer"}
+                     | ({"trainer": {k: v for k, v in result["trainer"].items() if k != "test_accuracy"}}
+                        if "trainer" in result else {}), indent=1))
+    summary(result)
 
 
 if __name__ == "__main__":

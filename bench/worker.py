@@ -1,9 +1,15 @@
 """One measured job of the benchmark, in its own process (so its peak RSS is its own).
 
 Usage: python bench/worker.py JSON_SPEC; prints one JSON line with the figures (``epochs``: one
-[models, first epoch of a fresh graph?, seconds] row per timed epoch). Modes: ``naive`` (one
-keras.Model.fit per model), ``stacked`` (initbench's StackedMLP), ``matmul`` (numpy float32 GEMM
-rate), ``import`` (start-up cost of the stage CLI's imports).
+[models, first epoch of a new stack size?, seconds] row per timed epoch). Modes: ``naive`` (one
+keras.Model.fit per model), ``stacked`` (initbench.train.cell.train_cell: exactly what the train
+stage runs, minus MLflow and files), ``matmul`` (numpy float32 GEMM rate), ``import`` (start-up
+cost of the train stage's imports).
+
+A trainer spec names a cell: params (params.yaml), data (processed .npz), initializers (labels of
+params.yaml, or registry names), seeds, models (the first N of the cell, seed-major), hidden,
+activation, optimizer, lr, momentum, batch_size, epochs, train_limit (stratified subset, as the
+stage takes it; null = all) and diag_batch.
 """
 
 from __future__ import annotations
@@ -23,90 +29,88 @@ def macs(hidden: list[int]) -> int:
     return sum(a * b for a, b in itertools.pairwise(dims))
 
 
-def load(spec: dict):
-    from initbench import config, normalize
+def cell_and_members(spec: dict):
+    """(CellConfig, its first spec["models"] members in seed-major order, processed data)."""
+    from initbench import config
+    from initbench.config import CellConfig, InitializerSpec, ModelConfig, TrainConfig
+    from initbench.data import processed
+    from initbench.train.cell import plan
 
     params = config.load(Path(spec["params"]))
-    data = normalize.load(Path(spec["data"]))
-    return params, data
+    inits = {label: params.initializers.get(label) or InitializerSpec.parse(label, None)
+             for label in spec["initializers"]}
+    cell = CellConfig(
+        "baseline", ModelConfig(tuple(spec["hidden"]), spec["activation"]),
+        TrainConfig(spec["optimizer"], spec["lr"], spec["momentum"], spec["batch_size"],
+                    spec["epochs"], params.train.seed),
+        inits, spec["seeds"], spec["train_limit"], False)
+    order = list(inits)
+    members = sorted(plan(cell, params.train.seed, False),
+                     key=lambda m: (m.seed_index, order.index(m.label)))[: spec["models"]]
+    data = processed.load(Path(spec["data"]))
+    data["x_train"], data["y_train"] = processed.stratified_subset(
+        data["x_train"], data["y_train"], cell.train_limit, params.data.split_seed)
+    return cell, members, data
 
 
-def members(spec: dict, params):
-    from initbench.config import InitializerSpec
-    from initbench.initializers import resolve_args
-
-    out = []
-    for label, seed in spec["models"]:
-        s = params.initializers[label] if label in params.initializers else InitializerSpec(
-            label, label, resolve_args(label, {}))
-        out.append((label, s, seed))
-    return out
+def sizes(data: dict) -> dict:
+    return {"n_train": len(data["y_train"]), "n_val": len(data["y_val"])}
 
 
 def run_naive(spec: dict) -> dict:
-    from initbench.config import ModelConfig, TrainConfig
-    from initbench.model import build_model, compile_model, data_dependent_init
-
-    params, data = load(spec)
-    mc = ModelConfig(tuple(spec["hidden"]), spec["activation"])
-    tc = TrainConfig(spec["optimizer"], spec["lr"], spec["momentum"], spec["batch_size"], spec["epochs"], 0)
-    x, y = data["x_train"][: spec["n_train"]], data["y_train"][: spec["n_train"]]
+    """One keras.Model.fit per model (with the per-epoch validation pass the stage also makes)."""
     import keras
+
+    from initbench.train.model import build_model, compile_model, data_dependent_init
+
+    cell, members, data = cell_and_members(spec)
+    x, y = data["x_train"], data["y_train"]
 
     class EpochTimer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             self.start = time.perf_counter()
 
-        def on_epoch_end(self, epoch, logs=None):
+        def on_epoch_end(self, epoch, logs=None):  # after the validation pass
             epochs.append((1, epoch == 0, time.perf_counter() - self.start))
 
     fit_seconds, accs, epochs = 0.0, [], []
-    for label, s, seed in members(spec, params):
-        model = build_model(mc, s, seed)
-        data_dependent_init(model, s, x, seed)
-        compile_model(model, tc)
+    tic = time.perf_counter()
+    for m in members:
+        model = build_model(cell.model, m.spec, m.init_seed)
+        data_dependent_init(model, m.spec, x, m.init_seed)
+        compile_model(model, cell.train)
         t = time.perf_counter()
-        model.fit(x, y, batch_size=tc.batch_size, epochs=tc.epochs, shuffle=True, verbose=0,
-                  callbacks=[EpochTimer()])
+        model.fit(x, y, batch_size=cell.train.batch_size, epochs=cell.train.epochs, shuffle=True,
+                  verbose=0, validation_data=(data["x_val"], data["y_val"]), callbacks=[EpochTimer()])
         fit_seconds += time.perf_counter() - t
-        accs.append([label, seed, float(model.evaluate(data["x_test"], data["y_test"], verbose=0)[1])])
-    return {"seconds": fit_seconds, "test_accuracy": accs, "epochs": epochs}
+        acc = model.evaluate(data["x_test"], data["y_test"], verbose=0)[1]
+        accs.append([m.label, m.init_seed, float(acc)])
+    return {"seconds": time.perf_counter() - tic, "fit_seconds": fit_seconds,
+            "test_accuracy": accs, "epochs": epochs, **sizes(data)}
 
 
 def run_stacked(spec: dict) -> dict:
-    import tensorflow as tf
+    """initbench.train.cell.train_cell on the spec's cell, as the train stage calls it."""
+    from initbench.train.cell import stacks, train_cell
 
-    from initbench.config import ModelConfig, TrainConfig
-    from initbench.model import build_model, data_dependent_init
-    from initbench.stacked import StackedMLP, epoch_order
-    from initbench.study import split_even, stack_size
-
-    params, data = load(spec)
-    mc = ModelConfig(tuple(spec["hidden"]), spec["activation"])
-    tc = TrainConfig(spec["optimizer"], spec["lr"], spec["momentum"], spec["batch_size"], spec["epochs"], 0)
-    x, y = data["x_train"][: spec["n_train"]], data["y_train"][: spec["n_train"]]
-    xt, yt = tf.constant(x), tf.constant(y)
-    size = spec.get("stack") or stack_size(macs(spec["hidden"]))
-    seconds, accs, stacks, epochs = 0.0, [], {}, []
-    for chunk in split_even(members(spec, params), size):
-        models = [build_model(mc, s, seed) for _, s, seed in chunk]
-        for m, (_, s, seed) in zip(models, chunk, strict=True):
-            data_dependent_init(m, s, x, seed)
-        t = time.perf_counter()
-        cold = len(chunk) not in stacks  # this stack size's first epoch compiles the XLA program
-        if cold:
-            stack = stacks[len(chunk)] = StackedMLP(models, mc.activation, tc)
-        else:
-            stack = stacks[len(chunk)]
-            stack.reset(models)
-        for epoch in range(1, tc.epochs + 1):
-            stack.train_epoch(xt, yt, epoch_order(len(y), 0, epoch))
-            epochs.append((len(chunk), cold and epoch == 1, time.perf_counter() - t))
-            seconds += epochs[-1][2]
-            t = time.perf_counter()
-        _, acc = stack.evaluate(tf.constant(data["x_test"]), tf.constant(data["y_test"]))
-        accs += [[label, seed, float(a)] for (label, _, seed), a in zip(chunk, acc, strict=True)]
-    return {"seconds": seconds, "test_accuracy": accs, "stack": size, "epochs": epochs}
+    cell, members, data = cell_and_members(spec)
+    tic = time.perf_counter()
+    results, timing = train_cell(cell, members, data, spec["diag_batch"], tracker=None,
+                                 log=lambda *_: None)
+    seconds = time.perf_counter() - tic
+    # train_cell trains stacks(members, ...) in order, one result per member: the stack's models
+    # share one epoch_seconds per epoch (the whole stack's epoch: training + validation pass).
+    stack_sizes, epochs, seen, i = [], [], set(), 0
+    for stack in stacks(members, timing["n_params"]):
+        stack_sizes.append(len(stack))
+        for row in results[i]["history"]:
+            epochs.append((len(stack), len(stack) not in seen and row["epoch"] == 1,
+                           row["epoch_seconds"]))
+        seen.add(len(stack))
+        i += len(stack)
+    accs = [[r["label"], r["init_seed"], r["test_accuracy"]] for r in results]
+    return {"seconds": seconds, "test_accuracy": accs, "stack": max(stack_sizes), "stacks": stack_sizes,
+            "epochs": epochs, "timing": timing, **sizes(data)}
 
 
 def run_matmul(spec: dict) -> dict:
@@ -124,8 +128,8 @@ def run_matmul(spec: dict) -> dict:
 
 def run_import(spec: dict) -> dict:
     t = time.perf_counter()
-    import initbench.cli  # noqa: F401
-    from initbench import train  # noqa: F401 - what a train stage imports (TF, Keras, MLflow)
+    import initbench.cli  # the entry point of every stage
+    import initbench.train.stage  # noqa: F401 - what `initbench train` imports (TF, Keras, MLflow)
 
     return {"seconds": time.perf_counter() - t}
 
