@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         from initbench import process
 
         process.end_with_pipeline()
+        sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, under DVC too
     try:
         paths = Paths.discover() if args.func is not cmd_initializers else None
         if getattr(args, "params", "") is None and paths is not None:
