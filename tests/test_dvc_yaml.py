@@ -10,7 +10,7 @@ from pathlib import PurePosixPath
 import pytest
 import yaml
 
-from initbench.paths import CURVES_DIR, METRICS_DIR, Paths
+from initbench.paths import CURVES_DIR, METRICS_DIR, Paths, cell_from_stage
 from initbench.report import diag_plots
 from initbench.results import CURVE_KEYS, STATS
 
@@ -106,17 +106,28 @@ def test_mlflow_settings_are_not_dependencies(name):
 
 
 def test_train_stages_write_where_the_report_reads():
+    """The commands take their paths from initbench.paths, which must be the stages' outs."""
     paths = Paths(ROOT)
     train = stage("train")
-    out = paths.cell_dir("baseline").relative_to(ROOT).as_posix()
-    assert train["outs"] == [out] and f"--out {out}" in train["cmd"]
-    assert "--cell baseline" in train["cmd"]
+    assert train["outs"] == [paths.cell_dir("baseline").relative_to(ROOT).as_posix()]
+    assert train["cmd"] == "initbench train --cell baseline"
     depth = stage("train_depth")
     assert set(depth["matrix"]) == {"depth", "activation"}
     assert depth["outs"] == ["data/train/depth-${item.depth}-${item.activation}"]
-    assert "--cell depth-${item.depth}-${item.activation}" in depth["cmd"]
-    cells = paths.cell_dir("x").parent.relative_to(ROOT).as_posix()
-    assert cells in stage("report")["deps"] and f"--cells {cells}" in stage("report")["cmd"]
+    # DVC_STAGE is train_depth@<depth>-<activation>: the CLI maps it to depth-<depth>-<activation>
+    assert depth["cmd"] == 'initbench train --cell "$DVC_STAGE"'
+    assert cell_from_stage("train_depth@${item.depth}-${item.activation}") == PurePosixPath(
+        depth["outs"][0]).name
+    cells = paths.cells.relative_to(ROOT).as_posix()
+    assert cells in stage("report")["deps"] and stage("report")["outs"][0] == {
+        paths.reports.relative_to(ROOT).as_posix(): {"cache": False}}
+
+
+def test_no_command_carries_a_params_value():
+    """DVC substitutes ${...} into commands that a shell runs: none may contain one."""
+    for name, definition in dvc()["stages"].items():
+        cmd = definition.get("do", definition)["cmd"]
+        assert "${" not in cmd, (name, cmd)
 
 
 def test_the_pipeline_cell_is_declared_as_metrics_and_plots():

@@ -39,7 +39,7 @@ def test_a_directory_is_replaced_and_the_old_content_is_gone(tmp_path):
     (out / "old.txt").write_text("old")
     (out / "sub").mkdir()
     (out / "sub" / "old.bin").write_bytes(b"\0")
-    with atomic_output(out) as tmp:
+    with atomic_output(out, ["old.txt", "sub", "new.txt"]) as tmp:
         assert tmp.parent == out.parent and not tmp.exists()
         tmp.mkdir()
         (tmp / "new.txt").write_text("new")
@@ -65,7 +65,8 @@ def test_failure_leaves_the_old_output_and_no_temporary(tmp_path, kind):
         (out / "old.txt").write_text("old")
     else:
         out.write_text("old")
-    with pytest.raises(RuntimeError, match="boom"), atomic_output(out) as tmp:
+    expected = ["old.txt"] if kind == "dir" else None
+    with pytest.raises(RuntimeError, match="boom"), atomic_output(out, expected) as tmp:
         if kind == "dir":
             tmp.mkdir()
             (tmp / "half.txt").write_text("half")

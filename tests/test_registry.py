@@ -71,7 +71,7 @@ BAD = [
     ("lsuv", {"max_iter": 2.5}, r"argument 'max_iter' must be an int, got 2.5"),
     ("lsuv", {"batch_size": 0}, r"argument 'batch_size' must be an int >= 1, got 0"),
     ("lsuv", {"base": "xavier"},
-     r"argument 'base' must be a registered initializer that needs no data, one of .*orthogonal"),
+     r"argument 'base' must be a registered random initializer that needs no data, one of .*orthogonal"),
     ("lsuv", {"base": "lsuv"}, r"argument 'base' must be a registered .*got 'lsuv'"),
     ("orthogonal", {"gain": -1}, r"argument 'gain' must be a positive number or 'auto', got -1"),
     ("orthogonal", {"gain": 0}, r"argument 'gain' must be a positive number or 'auto', got 0"),

@@ -1,8 +1,11 @@
 """The ``initbench`` command: one thin subcommand per DVC stage, plus helpers.
 
 Each stage subcommand loads and validates the whole ``params.yaml`` first (so bad input fails
-before any download or training), then calls the stage's importable function with the input and
-output paths given on the command line -- the same paths as the stage's deps/outs in dvc.yaml.
+before any download or training), then calls the stage's importable function. Input and output
+paths default to the project's layout (``paths.Paths``, which mirrors dvc.yaml's deps/outs), so
+``dvc.yaml`` commands carry no params value: nothing from params.yaml ever reaches a shell. The
+depth cells' commands name their cell through DVC's own ``$DVC_STAGE`` (``train_depth@2-relu``).
+Every expected failure is one line, ``initbench <command>: error: ...``, and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ import argparse
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 from initbench import config
-from initbench.paths import Paths
+from initbench.paths import Paths, cell_from_stage
 
 
 def _params(args: argparse.Namespace) -> config.Params:
@@ -31,19 +35,25 @@ def cmd_download(args: argparse.Namespace, paths: Paths) -> None:
     from initbench.data.download import download
 
     params = _params(args)
-    for name, source in download(params.data.dataset, Path(args.out)).items():
+    out = Path(args.out) if args.out else paths.raw_dir(params.data.dataset)
+    for name, source in download(params.data.dataset, out).items():
         print(f"{name}: {source}")
 
 
 def cmd_normalize(args: argparse.Namespace, paths: Paths) -> None:
     from initbench.data.normalize import normalize
 
-    stats = normalize(Path(args.raw), Path(args.out), Path(args.stats), _params(args).data)
-    print(f"wrote {args.out}: {stats['n']}")
+    params = _params(args)
+    dataset = params.data.dataset
+    raw = Path(args.raw) if args.raw else paths.raw_dir(dataset)
+    out = Path(args.out) if args.out else paths.processed(dataset)
+    stats = normalize(raw, out, Path(args.stats) if args.stats else paths.stats(dataset), params.data)
+    print(f"wrote {out}: {stats['n']}")
 
 
 def cmd_train(args: argparse.Namespace, paths: Paths) -> None:
     params = _params(args)
+    args.cell = cell_from_stage(args.cell)
     params.cell(args.cell)  # a clear error for an unknown cell, before TensorFlow loads
     from initbench.train.stage import run_cell
 
@@ -60,8 +70,9 @@ def cmd_report(args: argparse.Namespace, paths: Paths) -> None:
     params = _params(args)
     from initbench.report.stage import write_report
 
-    write_report(params, Path(args.cells), Path(args.out), paths.root)
-    print(f"wrote {Path(args.out) / 'report.md'}")
+    out = Path(args.out) if args.out else paths.reports
+    write_report(params, Path(args.cells) if args.cells else paths.cells, out, paths.root)
+    print(f"wrote {out / 'report.md'}")
 
 
 def cmd_profile(args: argparse.Namespace, paths: Paths) -> None:
@@ -114,18 +125,21 @@ def parser() -> argparse.ArgumentParser:
         return s
 
     stage("validate", cmd_validate, "check params.yaml and exit")
-    stage("download", cmd_download, "fetch the raw IDX files").add_argument("--out", required=True)
+    stage("download", cmd_download, "fetch the raw IDX files").add_argument(
+        "--out", help="output directory (default: data/raw/<dataset>)")
     s = stage("normalize", cmd_normalize, "parse, split and scale the raw files")
-    for flag in ("--raw", "--out", "--stats"):
-        s.add_argument(flag, required=True)
+    s.add_argument("--raw", help="raw directory (default: data/raw/<dataset>)")
+    s.add_argument("--out", help="archive (default: data/processed/<dataset>.npz)")
+    s.add_argument("--stats", help="statistics JSON (default: data/processed/<dataset>.stats.json)")
     s = stage("train", cmd_train, "train and test one cell: every initializer x seed, in stacks")
     s.add_argument("--cell", default="baseline",
-                   help="baseline (the pipeline's model) or depth-<depth>-<activation>")
+                   help="baseline (the pipeline's model) or depth-<depth>-<activation>; also a DVC "
+                        "stage name (train, train_depth@<depth>-<activation>)")
     s.add_argument("--data", help="processed archive (default: data/processed/<dataset>.npz)")
     s.add_argument("--out", help="output directory (default: data/train/<cell>)")
     s = stage("report", cmd_report, "statistics, comparison, figures and reports/report.md")
-    s.add_argument("--cells", required=True, help="directory of the trained cells (data/train)")
-    s.add_argument("--out", required=True, help="output directory (reports)")
+    s.add_argument("--cells", help="directory of the trained cells (default: data/train)")
+    s.add_argument("--out", help="output directory (default: reports)")
     s = stage("profile", cmd_profile, "overlay a profile (profiles/<name>.yaml) onto params.yaml")
     s.add_argument("name", help="e.g. quick")
     s = stage("pipeline", cmd_pipeline, "run `dvc repro` (used by MLproject's entry points)")
@@ -137,15 +151,33 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+STAGES = ("download", "normalize", "train", "report")
+# Failures a user can cause (bad params or data, a full disk, a store that is down): one line.
+EXPECTED = (config.ConfigError, ValueError, RuntimeError, OSError, EOFError, zlib.error)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    if args.command in STAGES:
+        from initbench import process
+
+        process.end_with_pipeline()
+        sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, under DVC too
     try:
         paths = Paths.discover() if args.func is not cmd_initializers else None
         if getattr(args, "params", "") is None and paths is not None:
             args.params = str(paths.params)
         args.func(args, paths)
-    except (config.ConfigError, ValueError, RuntimeError, FileNotFoundError) as err:
-        print(f"initbench {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        how = "terminated (SIGTERM)" if str(err) == "SIGTERM" else "interrupted"
+        print(f"initbench {args.command}: {how}; partial output removed, open MLflow runs "
+              "marked KILLED", file=sys.stderr)
+        sys.exit(143 if str(err) == "SIGTERM" else 130)
+    except Exception as err:
+        if not isinstance(err, EXPECTED) and not type(err).__module__.startswith("mlflow"):
+            raise  # a bug: keep the traceback
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"initbench {args.command}: error: {message}", file=sys.stderr)
         sys.exit(2)
 
 

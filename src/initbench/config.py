@@ -8,6 +8,9 @@ error names the field, the value given and what is allowed, before any stage doe
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -15,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from initbench.data.datasets import DATASETS
 from initbench.init import registry as initializers
 from initbench.paths import cell_name
 
+LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "leaky_relu", "swish", "linear")
 OPTIMIZERS = ("adam", "sgd")  # what initbench.train.stacked implements (Keras update rules)
 
@@ -33,6 +38,40 @@ def _fail(field: str, value: Any, allowed: str) -> typing.NoReturn:
     raise ConfigError(f"params: {field}: got {value!r}; allowed: {allowed}")
 
 
+def _choose(field: str, value: Any, options: Sequence[str]) -> None:
+    """Fail unless ``value`` is one of ``options``, suggesting the closest for a misspelling."""
+    if value in options:
+        return
+    close = difflib.get_close_matches(str(value), options, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"params: {field}: got {value!r}{hint}; allowed: {', '.join(options)}")
+
+
+def _unknown(prefix: str, key: Any, known: Sequence[str]) -> typing.NoReturn:
+    close = difflib.get_close_matches(str(key), known, n=1)
+    hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+    raise ConfigError(f"params: {prefix}{key}: unknown key{hint}; known keys: {', '.join(known)}")
+
+
+# Bounds that keep a typo from reaching the trainer: far above any sensible value, far below
+# what would exhaust memory or integer ranges (seed + i must stay a valid 31-bit seed).
+MAX_WIDTH, MAX_LAYERS, MAX_BATCH, MAX_EPOCHS, MAX_SEED = 65_536, 100, 65_536, 10_000, 2**31 - 10_001
+N_CLASSES = 10
+
+
+def _check_training(cfg: Any, prefix: str) -> None:
+    """optimizer, learning_rate, momentum, batch_size, epochs of ``train`` or ``study.depth``."""
+    _choose(f"{prefix}.optimizer", cfg.optimizer, OPTIMIZERS)
+    if not (math.isfinite(cfg.learning_rate) and 0 < cfg.learning_rate <= 10):
+        _fail(f"{prefix}.learning_rate", cfg.learning_rate, "a finite number in (0, 10]")
+    if not 0.0 <= cfg.momentum < 1.0:
+        _fail(f"{prefix}.momentum", cfg.momentum, "a number in [0, 1)")
+    if not 0 < cfg.batch_size <= MAX_BATCH:
+        _fail(f"{prefix}.batch_size", cfg.batch_size, f"an integer in [1, {MAX_BATCH}]")
+    if not 0 < cfg.epochs <= MAX_EPOCHS:
+        _fail(f"{prefix}.epochs", cfg.epochs, f"an integer in [1, {MAX_EPOCHS}]")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str
@@ -43,14 +82,20 @@ class DataConfig:
     test_limit: int | None
 
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            _fail("data.dataset", self.dataset, ", ".join(sorted(DATASETS)))
+        _choose("data.dataset", self.dataset, sorted(DATASETS))
         if not 0.0 < self.val_fraction < 1.0:
             _fail("data.val_fraction", self.val_fraction, "a number strictly between 0 and 1")
+        if not 0 <= self.split_seed < 2**32:
+            _fail("data.split_seed", self.split_seed, "an integer in [0, 2^32)")
         for name in ("train_limit", "test_limit"):
             value = getattr(self, name)
             if value is not None and value < 100:
                 _fail(f"data.{name}", value, "null (all images) or an integer >= 100")
+        n = self.train_limit or 60_000  # both datasets have 60,000 training images
+        if min(n * self.val_fraction, n * (1 - self.val_fraction)) < N_CLASSES:
+            _fail("data.val_fraction", self.val_fraction,
+                  f"a fraction that leaves >= {N_CLASSES} images (one per class) in both the "
+                  f"training and the validation split of {n} images (data.train_limit)")
 
 
 @dataclass(frozen=True)
@@ -59,10 +104,10 @@ class ModelConfig:
     activation: str
 
     def __post_init__(self) -> None:
-        if not self.hidden or any(w <= 0 for w in self.hidden):
-            _fail("model.hidden", list(self.hidden), "a non-empty list of positive layer widths")
-        if self.activation not in ACTIVATIONS:
-            _fail("model.activation", self.activation, ", ".join(ACTIVATIONS))
+        if not 0 < len(self.hidden) <= MAX_LAYERS or any(not 0 < w <= MAX_WIDTH for w in self.hidden):
+            _fail("model.hidden", list(self.hidden),
+                  f"a list of 1 to {MAX_LAYERS} layer widths, each in [1, {MAX_WIDTH}]")
+        _choose("model.activation", self.activation, ACTIVATIONS)
 
 
 @dataclass(frozen=True)
@@ -75,16 +120,9 @@ class TrainConfig:
     seed: int
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            _fail("train.optimizer", self.optimizer, ", ".join(OPTIMIZERS))
-        if not self.learning_rate > 0:
-            _fail("train.learning_rate", self.learning_rate, "a number > 0")
-        if not 0.0 <= self.momentum < 1.0:
-            _fail("train.momentum", self.momentum, "a number in [0, 1)")
-        if self.batch_size <= 0:
-            _fail("train.batch_size", self.batch_size, "an integer > 0")
-        if self.epochs <= 0:
-            _fail("train.epochs", self.epochs, "an integer > 0")
+        _check_training(self, "train")
+        if not 0 <= self.seed <= MAX_SEED:
+            _fail("train.seed", self.seed, f"an integer in [0, {MAX_SEED}]")
 
 
 @dataclass(frozen=True)
@@ -135,14 +173,16 @@ class DepthConfig:
     initializers: Mapping[str, InitializerSpec]
 
     def __post_init__(self) -> None:
-        if any(d < 1 for d in self.depths) or len(set(self.depths)) != len(self.depths):
+        _check_training(self, "study.depth")
+        if any(not 0 < d <= MAX_LAYERS for d in self.depths) or len(set(self.depths)) != len(self.depths):
             _fail("study.depth.depths", list(self.depths),
-                  "a list of distinct integers >= 1 (empty: no depth study)")
-        if self.width <= 0:
-            _fail("study.depth.width", self.width, "an integer > 0")
+                  f"a list of distinct integers in [1, {MAX_LAYERS}] (empty: no depth study)")
+        if not 0 < self.width <= MAX_WIDTH:
+            _fail("study.depth.width", self.width, f"an integer in [1, {MAX_WIDTH}]")
         for act in self.activations:
-            if act not in ACTIVATIONS:
-                _fail("study.depth.activations", act, ", ".join(ACTIVATIONS))
+            _choose("study.depth.activations", act, ACTIVATIONS)
+        if len(set(self.activations)) != len(self.activations):
+            _fail("study.depth.activations", list(self.activations), "distinct activations")
         if not self.activations:
             _fail("study.depth.activations", [], "a non-empty list")
         if self.seeds < 1:
@@ -250,7 +290,7 @@ def _section(cls: type, raw: Any, prefix: str, **parsed: Any) -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(raw) - set(names))
     if unknown:
-        _fail(f"{prefix}.{unknown[0]}", raw[unknown[0]], f"known keys of {prefix}: {', '.join(names)}")
+        _unknown(f"{prefix}.", unknown[0], names)
     missing = [n for n in names if n not in raw]
     if missing:
         raise ConfigError(f"params: {prefix}.{missing[0]}: missing (required key)")
@@ -262,10 +302,17 @@ def _initializer_map(raw: Any, field: str, activations: Sequence[str]) -> Mappin
     """label -> spec, checked against every activation the models will use (``gain: auto``)."""
     if not isinstance(raw, Mapping) or not raw:
         _fail(field, raw, "a non-empty mapping label -> name or {name: ..., <args>}")
-    specs = {}
+    specs: dict[str, InitializerSpec] = {}
+    folded: dict[str, str] = {}
     for label, entry in raw.items():
-        if not isinstance(label, str) or not label.replace("_", "").replace("-", "").isalnum():
-            _fail(field, label, "labels of letters, digits, '_' and '-'")
+        # A label names a file, a DVC plot and an MLflow run: portable, and safe in any of them.
+        if not isinstance(label, str) or not LABEL.fullmatch(label):
+            _fail(field, label, "a label of 1-64 letters, digits, '_' and '-', starting with a "
+                                "letter or digit")
+        if label.casefold() in folded:  # he_normal and He_Normal would share a file on macOS
+            _fail(field, label, f"a label that differs from {folded[label.casefold()]!r} by more "
+                                "than letter case")
+        folded[label.casefold()] = label
         spec = InitializerSpec.parse(label, entry, field)
         for activation in activations:
             try:  # e.g. `gain: auto` needs an activation with a known gain
@@ -283,7 +330,7 @@ def from_dict(raw: Any) -> Params:
     top = ("experiment", "data", "model", "train", "initializers", "study")
     unknown = sorted(set(raw) - set(top))
     if unknown:
-        _fail(unknown[0], raw[unknown[0]], f"known top-level keys: {', '.join(top)}")
+        _unknown("", unknown[0], top)
     for key in top:
         if key not in raw:
             raise ConfigError(f"params: {key}: missing (required key)")
@@ -327,18 +374,31 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a mapping")
-        node[leaf] = yaml.safe_load(text)
+        node[leaf] = parse_yaml(text, f"override {item!r}")
     return raw
+
+
+def parse_yaml(text: str, what: str) -> Any:
+    """YAML read the way DVC reads it (ruamel, YAML 1.2: ``yes``/``no`` are strings), so
+    initbench and DVC never see two different files; a duplicate key is an error, not "last wins"."""
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except YAMLError as err:
+        problem, mark = getattr(err, "problem", None), getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        detail = f"{problem}{where}" if problem else " ".join(str(err).split())
+        raise ConfigError(f"{what} is not valid YAML: {detail}") from None
 
 
 def load(path: Path, overrides: Sequence[str] = ()) -> Params:
     """Read and validate ``params.yaml`` (with optional overrides)."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        text = Path(path).read_text()
     except FileNotFoundError:
         raise ConfigError(f"params file {path} does not exist") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"params file {path} is not valid YAML: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"params file {path} cannot be read: {err}") from None
+    raw = parse_yaml(text, f"params file {path}")
     if isinstance(raw, dict):
         raw = apply_overrides(raw, overrides)
     return from_dict(raw)

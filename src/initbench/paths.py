@@ -10,11 +10,13 @@ A leaf module: the stages share output names through it, never by importing each
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,9 @@ RESULTS_FILE = "results.json"  # every model: curves, test metrics, confusion, d
 METRICS_DIR = "metrics"  # metrics/<label>.json: one file per initializer (DVC metrics)
 CURVES_DIR = "curves"  # curves/<label>.csv: per-epoch means over seeds (DVC plots)
 MODELS_DIR = "models"  # models/<label>/s<seed index>.keras: one ordinary Keras model per seed
+CELL_FILES = (RESULTS_FILE, METRICS_DIR, CURVES_DIR, MODELS_DIR)
+# Inside reports/ (written by the report stage):
+REPORT_FILES = ("report.md", "summary.json", "figures", "diagnostics")
 
 
 class ProjectRootNotFoundError(RuntimeError):
@@ -51,6 +56,14 @@ def cell_name(depth: int | None = None, activation: str | None = None) -> str:
     return "baseline" if depth is None else f"depth-{depth}-{activation}"
 
 
+def cell_from_stage(name: str) -> str:
+    """A cell name, also from the DVC stage that trains it: ``train`` -> ``baseline``,
+    ``train_depth@<d>-<activation>`` -> ``depth-<d>-<activation>``; other names unchanged."""
+    if name == "train":
+        return "baseline"
+    return "depth-" + name.removeprefix("train_depth@") if name.startswith("train_depth@") else name
+
+
 @dataclass(frozen=True)
 class Paths:
     """The project's layout; mirrors the ``deps``/``outs`` of dvc.yaml."""
@@ -71,8 +84,15 @@ class Paths:
     def processed(self, dataset: str) -> Path:
         return self.root / "data" / "processed" / f"{dataset}.npz"
 
+    def stats(self, dataset: str) -> Path:
+        return self.root / "data" / "processed" / f"{dataset}.stats.json"
+
+    @property
+    def cells(self) -> Path:
+        return self.root / "data" / "train"
+
     def cell_dir(self, cell: str) -> Path:
-        return self.root / "data" / "train" / cell
+        return self.cells / cell
 
     @property
     def reports(self) -> Path:
@@ -88,15 +108,53 @@ def sha256_file(path: Path, opener: Callable[..., IO[bytes]] = open) -> str:
     return digest.hexdigest()
 
 
+class OutputError(ValueError):
+    """An output path a stage must not write (it would destroy something that is not its own)."""
+
+
+def check_output(target: Path, expected: Collection[str] | None = None) -> None:
+    """Refuse to replace anything but a stage's own previous output, before any work starts.
+
+    Refused: a symlink; the working directory, the project root or an ancestor of either; a
+    directory holding a project (``.git``, ``dvc.yaml``); an existing directory when the output is
+    a file (``expected`` None), or one holding a name the stage never writes (not in ``expected``).
+    """
+    if target.is_symlink():
+        raise OutputError(f"output {target} is a symlink; refusing to replace it")
+    resolved = target.resolve()
+    protected = {Path.cwd().resolve(), *Path.cwd().resolve().parents}
+    with contextlib.suppress(ProjectRootNotFoundError):
+        root = find_root()
+        protected |= {root, *root.parents}
+    if resolved in protected or (resolved / ".git").exists() or (resolved / "dvc.yaml").exists():
+        raise OutputError(f"output {target} is the project, the working directory or one of "
+                          "their ancestors; refusing to replace it")
+    if not target.is_dir():
+        return
+    if expected is None:
+        raise OutputError(f"output {target} is an existing directory; refusing to replace it "
+                          "with a file")
+    leftovers = {n for n in os.listdir(target) if n.startswith(".") and ".part" in n}
+    foreign = sorted(set(os.listdir(target)) - set(expected) - leftovers)
+    if foreign:
+        raise OutputError(f"output {target} holds {', '.join(foreign[:3])}, which this stage "
+                          f"never writes: not its previous output, refusing to replace it")
+
+
 @contextmanager
-def atomic_output(target: Path) -> Iterator[Path]:
+def atomic_output(target: Path, expected: Collection[str] | None = None) -> Iterator[Path]:
     """Yield a fresh path beside ``target``; the block writes a file or a directory there.
 
-    When the block succeeds, that path replaces ``target`` (a file in one ``os.replace``; a
-    directory by moving the old one aside first, so some complete version exists at every
-    moment); when it fails, it is removed: no half-written output is ever left at ``target``.
+    :func:`check_output` runs first (``expected``: the names a directory output may hold). When
+    the block succeeds, that path replaces ``target`` (a file in one ``os.replace``; a directory
+    by moving the old one aside first, so some complete version exists at every moment); when it
+    fails, it is removed: no half-written output is ever left at ``target``.
     """
+    check_output(target, expected)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.part*"):
+        # Left by a writer killed with SIGKILL (no finally ran): never a complete output.
+        shutil.rmtree(stale) if stale.is_dir() and not stale.is_symlink() else stale.unlink()
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
     tmp.rmdir()  # the caller creates a file or a directory here
     old = None

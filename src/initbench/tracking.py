@@ -23,13 +23,21 @@ import psutil
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
+from initbench import process
+from initbench.paths import find_root
+
 PARENT_ENV = "INITBENCH_PARENT_RUN_ID"
 ROLE_TAG = "initbench.role"
 STAGE_TAG = "initbench.dvc_stage"
 DATA_TAG = "initbench.data_sha256"
 COMMIT_TAG = "initbench.git_commit"
 EXECUTION_TAG = "initbench.execution"
+OWNER_TAG = "initbench.process"  # host:pid:start of the process writing the run
 _BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch request
+
+
+class TrackingError(RuntimeError):
+    """The MLflow store cannot be used (e.g. a tracking server that does not answer)."""
 
 
 def git_commit(root: Path) -> str:
@@ -46,21 +54,67 @@ def git_commit(root: Path) -> str:
         return "unknown"
 
 
+def store_root() -> Path:
+    """Where the project's one default store lives: ``$DVC_ROOT`` -- the project's own workspace
+    even for ``dvc exp run --temp`` and queued experiments, whose stages run in a throwaway
+    copy -- else the project root (whatever the working directory)."""
+    return Path(os.environ.get("DVC_ROOT") or find_root()).resolve()
+
+
+def use_project_store() -> str:
+    """Point MLflow at ``$MLFLOW_TRACKING_URI``, else at the project's ``mlflow.db``; make sure
+    the store answers, in seconds: a server that is down fails here, before any training."""
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        mlflow.set_tracking_uri(f"sqlite:///{store_root() / 'mlflow.db'}")
+    uri = mlflow.get_tracking_uri()
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    saved = {k: os.environ.get(k) for k in quick}
+    os.environ.update(quick)
+    try:
+        MlflowClient().search_experiments(max_results=1)
+    except Exception as err:  # any failure to reach the store is the same one-line error
+        raise TrackingError(f"the MLflow tracking store {uri} does not answer "
+                            f"({type(err).__name__}); start it, or unset MLFLOW_TRACKING_URI to "
+                            "use the project's own store") from None
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return uri
+
+
 def experiment_id(name: str) -> str:
     exp = mlflow.get_experiment_by_name(name)
-    return exp.experiment_id if exp is not None else mlflow.create_experiment(name)
+    if exp is not None:
+        return exp.experiment_id
+    # In the project's own store, artifacts live beside it, never in a stage's working copy.
+    local = mlflow.get_tracking_uri().startswith("sqlite:")
+    return mlflow.create_experiment(
+        name, artifact_location=(store_root() / "mlruns").as_uri() if local else None)
 
 
 def execution_key() -> str:
     """Identifies one pipeline execution: the nearest ``dvc`` ancestor process (pid, start)."""
+    proc = process.dvc_process()
+    if proc is not None:
+        return f"dvc-{proc.pid}-{int(proc.create_time() * 1000)}"
     me = psutil.Process()
-    for proc in (me, *me.parents()):
-        try:
-            if any(Path(arg).name == "dvc" for arg in proc.cmdline()[:2]):
-                return f"dvc-{proc.pid}-{int(proc.create_time() * 1000)}"
-        except psutil.Error:
-            continue
     return f"process-{me.pid}-{int(me.create_time() * 1000)}"
+
+
+def owner_tag() -> dict[str, str]:
+    """Tags a run with the process that writes it, so a run whose writer died (SIGKILL, the OOM
+    killer) can be told from one that is still going: see :func:`reap_orphans`."""
+    return {OWNER_TAG: process.owner()}
+
+
+def reap_orphans(exp_id: str) -> list[str]:
+    """Mark KILLED every RUNNING run of this host whose writing process is gone; return them."""
+    client, reaped = MlflowClient(), []
+    for run in client.search_runs([exp_id], "attributes.status = 'RUNNING'", max_results=5000):
+        if process.is_alive(run.data.tags.get(OWNER_TAG, "")) is False:
+            client.set_terminated(run.info.run_id, "KILLED")
+            reaped.append(run.info.run_id)
+    return reaped
 
 
 def get_or_create_parent(experiment: str, root: Path) -> tuple[str, str]:
@@ -69,6 +123,8 @@ def get_or_create_parent(experiment: str, root: Path) -> tuple[str, str]:
     if run_id := os.environ.get(PARENT_ENV):
         return run_id, client.get_run(run_id).info.experiment_id
     exp_id = experiment_id(experiment)
+    if reaped := reap_orphans(exp_id):
+        print(f"marked {len(reaped)} run(s) KILLED: their process died without ending them")
     key = execution_key()
     found = client.search_runs(
         [exp_id], f"tags.`{ROLE_TAG}` = 'pipeline' and tags.`{EXECUTION_TAG}` = '{key}'",
@@ -78,7 +134,8 @@ def get_or_create_parent(experiment: str, root: Path) -> tuple[str, str]:
     run = client.create_run(
         exp_id,
         run_name="pipeline " + time.strftime("%Y-%m-%d %H:%M:%S"),
-        tags={ROLE_TAG: "pipeline", COMMIT_TAG: git_commit(root), EXECUTION_TAG: key},
+        tags={ROLE_TAG: "pipeline", COMMIT_TAG: git_commit(root), EXECUTION_TAG: key,
+              **owner_tag()},
     )
     return run.info.run_id, exp_id
 
@@ -97,6 +154,8 @@ def parent_run(experiment: str, root: Path) -> Iterator[tuple[str, str]]:
     done with it, so the parent ends with the execution's last stage and is never left RUNNING.
     """
     parent, exp_id = get_or_create_parent(experiment, root)
+    if not os.environ.get(PARENT_ENV):  # `mlflow run` owns its own run
+        MlflowClient().set_tag(parent, OWNER_TAG, owner_tag()[OWNER_TAG])
     try:
         yield parent, exp_id
     finally:

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from initbench.data.datasets import DATASETS, DatasetSpec, IdxFile
-from initbench.paths import atomic_output, sha256_file
+from initbench.paths import atomic_output, check_output, sha256_file
 
 DATA_DIR_ENV = "INITBENCH_DATA_DIR"
 TIMEOUT_S = 30
@@ -89,6 +89,7 @@ def download(dataset: str, out_dir: Path) -> dict[str, str]:
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; allowed: {', '.join(sorted(DATASETS))}")
     spec = DATASETS[dataset]
+    check_output(out_dir, [f.name for f in spec.files.values()])
     out_dir.mkdir(parents=True, exist_ok=True)
     used = {}
     for idx_file in spec.files.values():

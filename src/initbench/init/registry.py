@@ -26,6 +26,7 @@ References:
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -97,8 +98,10 @@ def get_info(name: str) -> InitializerInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
+        close = difflib.get_close_matches(str(name), names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise InitializerError(
-            f"unknown initializer {name!r}; valid names: {', '.join(names())}"
+            f"unknown initializer {name!r}{hint}; valid names: {', '.join(names())}"
         ) from None
 
 
@@ -224,9 +227,10 @@ def _lsuv_check(args: Mapping[str, Any]) -> str | None:
     for key in ("max_iter", "batch_size"):
         if args[key] < 1:
             return f"argument {key!r} must be an int >= 1, got {args[key]!r}"
-    allowed = [n for n in names() if not _REGISTRY[n].data_dependent]
+    # A constant base (zeros, constant) has no variance to rescale: LSUV would divide by 0.
+    allowed = [n for n in names() if not _REGISTRY[n].data_dependent and n not in ("zeros", "constant")]
     if args["base"] not in allowed:
-        return (f"argument 'base' must be a registered initializer that needs no data, one of "
+        return (f"argument 'base' must be a registered random initializer that needs no data, one of "
                 f"{', '.join(allowed)}; got {args['base']!r}")
     return None
 

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from initbench import tracking
 from initbench.config import Params
-from initbench.paths import atomic_output, cell_name
+from initbench.paths import REPORT_FILES, atomic_output, cell_name, check_output
 from initbench.report import diag_plots, figures
 from initbench.report.stats import t_interval
 from initbench.report.tables import (
@@ -68,9 +68,11 @@ def _findings(summary: dict[str, Any]) -> list[str]:
 
 def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> dict[str, Any]:
     """Run the stage: write ``out_dir`` (report.md, figures/, summary.json, diagnostics/) atomically."""
+    check_output(out_dir, REPORT_FILES)
+    tracking.use_project_store()
     cells = load_cells(params, cells_dir)
     conf, dc = params.study.confidence, params.study.depth
-    with atomic_output(out_dir) as tmp:
+    with atomic_output(out_dir, REPORT_FILES) as tmp:
         fig_dir = tmp / "figures"
         fig_dir.mkdir(parents=True)
         summary, tables = {}, {}

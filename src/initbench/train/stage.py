@@ -14,6 +14,7 @@ MLflow models with a signature.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from initbench import tracking
 from initbench.config import CellConfig, Params
 from initbench.data import processed
-from initbench.paths import MODELS_DIR, atomic_output, sha256_file
+from initbench.paths import CELL_FILES, MODELS_DIR, atomic_output, check_output, sha256_file
 from initbench.results import write_cell
 from initbench.train.cell import Member, plan, train_cell
 from initbench.train.model import compile_model, initializer_params
@@ -69,7 +70,8 @@ class MlflowTracker:
         for m in stack:
             name = f"{self.cell.name}/{m.label}/s{m.seed_index}"
             run = self.client.create_run(self.exp_id, run_name=name, tags={
-                **self.tags, "mlflow.parentRunId": self.parent, tracking.ROLE_TAG: "model",
+                **self.tags, **tracking.owner_tag(), "mlflow.parentRunId": self.parent,
+                tracking.ROLE_TAG: "model",
                 "initbench.cell": self.cell.name, "initbench.label": m.label,
                 "initbench.seed_index": str(m.seed_index)})
             self.runs[m.label, m.seed_index] = run.info.run_id
@@ -121,14 +123,19 @@ class MlflowTracker:
                 pip_requirements=[f"tensorflow-cpu=={tf.__version__}", f"keras=={keras.__version__}"])
 
     def fail(self, stack: Sequence[Member]) -> None:
+        # Ctrl-C and SIGTERM (which the CLI turns into KeyboardInterrupt) end a run as KILLED.
+        killed = isinstance(sys.exc_info()[1], KeyboardInterrupt)
         for m in stack:
             if (m.label, m.seed_index) in self.runs:
-                self.client.set_terminated(self.runs.pop((m.label, m.seed_index)), "FAILED")
+                self.client.set_terminated(self.runs.pop((m.label, m.seed_index)),
+                                           "KILLED" if killed else "FAILED")
 
 
 def run_cell(params: Params, cell_name: str, data_npz: Path, out_dir: Path, root: Path) -> dict[str, Any]:
     """Run the stage for one cell; return what was written to results.json."""
     cell = params.cell(cell_name)
+    check_output(out_dir, CELL_FILES)  # before any work: a wrong --out fails in a second
+    tracking.use_project_store()  # so does a tracking server that is down
     data = processed.load(data_npz)
     data["x_train"], data["y_train"] = processed.stratified_subset(
         data["x_train"], data["y_train"], cell.train_limit, params.data.split_seed)
@@ -145,7 +152,8 @@ def run_cell(params: Params, cell_name: str, data_npz: Path, out_dir: Path, root
             name=f"{params.data.dataset}-train", digest=data_sha[:16])
     dataset_input = DatasetInput(dataset._to_mlflow_entity(),
                                  [InputTag(MLFLOW_DATASET_CONTEXT, "training")])
-    with atomic_output(out_dir) as tmp, tracking.parent_run(params.experiment, root) as (parent, exp):
+    with (atomic_output(out_dir, CELL_FILES) as tmp,
+          tracking.parent_run(params.experiment, root) as (parent, exp)):
         tmp.mkdir()
         tracker = MlflowTracker(cell, base, tags, parent, exp, tmp, data["x_val"][:5], dataset_input)
         results, timing = train_cell(cell, members, data, params.study.diagnostics_batch, tracker)

@@ -1,0 +1,70 @@
+"""The life of a stage process: how it ends when it is told to, or when its pipeline dies.
+
+``dvc repro`` runs each stage as ``sh -c '<cmd>'``; a user stops it with Ctrl-C (SIGINT, which
+Python raises as KeyboardInterrupt) or SIGTERM (``kill``, a scheduler, a CI timeout). SIGTERM is
+turned into the same KeyboardInterrupt, so the same ``finally`` blocks run: partial output is
+removed and open MLflow runs end as KILLED. If the ``dvc`` process itself dies, a stage would go
+on as an orphan and write outputs DVC never records; a watchdog thread sends it SIGTERM instead.
+What SIGKILL leaves behind is cleaned at the next start (``paths.atomic_output``,
+``tracking.reap_orphans``, which uses :func:`owner` to tell dead writers from live ones).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+import psutil
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def dvc_process() -> psutil.Process | None:
+    """The nearest ``dvc`` ancestor of this process (the pipeline execution), if any."""
+    for proc in psutil.Process().parents():
+        try:
+            if any(Path(arg).name == "dvc" for arg in proc.cmdline()[:2]):
+                return proc
+        except psutil.Error:
+            continue
+    return None
+
+
+def owner() -> str:
+    """``host:pid:start`` of this process: a dead writer is told apart even after pid reuse."""
+    me = psutil.Process()
+    return f"{socket.gethostname()}:{me.pid}:{int(me.create_time() * 1000)}"
+
+
+def is_alive(owner_value: str) -> bool | None:
+    """Whether the process named by :func:`owner` still runs; None for another host or no value."""
+    host, _, rest = owner_value.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit() or not started.isdigit():
+        return None
+    try:
+        return int(psutil.Process(int(pid)).create_time() * 1000) == int(started)
+    except psutil.Error:
+        return False
+
+
+def end_with_pipeline(poll_s: float = 1.0) -> None:
+    """SIGTERM ends this process like Ctrl-C; so does the death of its ``dvc`` ancestor."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    pipeline = dvc_process()
+    if pipeline is None:
+        return
+
+    def watch() -> None:
+        while pipeline.is_running():
+            time.sleep(poll_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="initbench-watchdog", daemon=True).start()

@@ -1,0 +1,126 @@
+"""Fault injection on the real pipeline in a small copy of the project: SIGTERM and SIGKILL
+mid-training, a killed ``dvc``, shell metacharacters in params, an output at the project root,
+and an experiment in a throwaway DVC workspace. Nothing may be lost, half-written or left RUNNING.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from mlflow.tracking import MlflowClient
+
+from .conftest import copy_project, edit_params, run
+
+pytestmark = pytest.mark.e2e
+
+
+def small(params: dict) -> None:
+    """The quick profile, trimmed: one cell, enough epochs to be caught mid-training."""
+    params["study"]["depth"]["depths"] = []
+    params["train"]["epochs"] = 8
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory, env) -> Path:
+    dest = copy_project(tmp_path_factory.mktemp("faults"), env, small)
+    run(["dvc", "repro", "normalize"], dest, env)
+    return dest
+
+
+def statuses(root: Path) -> list[str]:
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("initbench")
+    return [] if exp is None else [r.info.status for r in client.search_runs([exp.experiment_id])]
+
+
+def start_and_wait_for_training(cmd: list[str], root: Path, env: dict) -> subprocess.Popen:
+    """Start ``cmd`` and return once a model has finished its first epoch."""
+    proc = subprocess.Popen(cmd, cwd=root, env={**env, "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    for line in proc.stdout:
+        if "epoch 1/" in line or time.monotonic() > deadline:
+            break
+    assert proc.poll() is None, "the stage ended before it was interrupted"
+    return proc
+
+
+def leftovers(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "data").rglob(".*") if ".part" in p.name)
+
+
+def test_sigterm_mid_training_ends_cleanly(root, env):
+    proc = start_and_wait_for_training(["initbench", "train"], root, env)
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 143
+    assert "initbench train: terminated (SIGTERM)" in rest and "Traceback" not in rest
+    assert not (root / "data/train/baseline").exists() and leftovers(root) == []
+    assert "RUNNING" not in statuses(root) and "KILLED" in statuses(root)
+
+
+def test_sigkill_leftovers_are_cleaned_and_orphans_reaped_by_the_next_run(root, env):
+    proc = start_and_wait_for_training(["initbench", "train"], root, env)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert leftovers(root) and "RUNNING" in statuses(root)  # what SIGKILL leaves behind
+    done = run(["initbench", "train"], root, env)
+    assert "KILLED: their process died" in done.stdout
+    assert leftovers(root) == [] and "RUNNING" not in statuses(root)
+    results = json.loads((root / "data/train/baseline/results.json").read_text())
+    assert len(results["members"]) == 3 * 2 and all(len(m["history"]) == 8 for m in results["members"])
+
+
+def test_killing_dvc_stops_its_stage(root, env):
+    """SIGTERM to `dvc` alone: the stage must not go on as an orphan writing outputs."""
+    dvc = start_and_wait_for_training(["dvc", "repro", "--force", "-s", "train"], root, env)
+    stage = [p for p in psutil.Process(dvc.pid).children(recursive=True)
+             if "train" in " ".join(p.cmdline()) and "initbench" in " ".join(p.cmdline())]
+    before = (root / "data/train/baseline/results.json").stat().st_mtime
+    dvc.send_signal(signal.SIGTERM)
+    dvc.wait(timeout=60)
+    _, alive = psutil.wait_procs(stage, timeout=60)
+    assert stage and not alive
+    assert (root / "data/train/baseline/results.json").stat().st_mtime == before
+    assert leftovers(root) == [] and "RUNNING" not in statuses(root)
+
+
+def test_an_output_at_the_project_root_is_refused(root, env):
+    files = sorted(p.name for p in root.iterdir())
+    proc = run(["initbench", "report", "--out", "."], root, env, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "refusing to replace it" in proc.stderr
+    assert sorted(p.name for p in root.iterdir()) == files
+
+
+def test_shell_metacharacters_in_params_never_run(tmp_path, env):
+    def bad(params: dict) -> None:
+        params["study"]["depth"].update(depths=[2], activations=["relu$(touch pwned)"])
+
+    dest = copy_project(tmp_path, env, bad)
+    proc = run(["dvc", "repro"], dest, env, check=False)
+    assert proc.returncode != 0 and "study.depth.activations" in proc.stdout + proc.stderr
+    assert not list(dest.rglob("pwned")) and not (dest / "data").exists()
+
+
+def test_a_temp_experiment_logs_to_the_projects_store(root, env):
+    """`dvc exp run --temp` runs in a throwaway copy; its runs and artifacts must land here."""
+    edit_params(root, lambda p: p["train"].update(epochs=1))
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "e1"],
+                   cwd=root, check=True)
+    before = len(statuses(root))
+    run(["dvc", "exp", "run", "--temp", "-S", "study.seeds=1"], root, env)
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("initbench")
+    runs = client.search_runs([exp.experiment_id], "tags.`initbench.role` = 'model'",
+                              order_by=["attributes.start_time DESC"], max_results=3)
+    assert len(statuses(root)) >= before + 3
+    assert {r.data.params["train.epochs"] for r in runs} == {"1"}
+    artifacts = Path(exp.artifact_location.removeprefix("file://"))
+    assert artifacts.is_relative_to(root) and list(artifacts.rglob("diagnostics.json"))
