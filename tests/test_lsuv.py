@@ -126,9 +126,13 @@ def test_same_seed_and_batch_give_identical_weights(images):
 
 def test_zero_kernel_and_bad_arguments_are_errors(images):
     x = images[0][:32]
-    _, model = lsuv_model(base="zeros")
+    _, model = lsuv_model()  # params reject a constant base; lsuv_init still guards a zero kernel
+    dense = model.get_layer("dense_0")
+    dense.kernel.assign(np.zeros(dense.kernel.shape, np.float32))
     with pytest.raises(LSUVError, match=r"layer 'dense_0': pre-activation variance on the batch is 0"):
         lsuv_init(model, x)
+    with pytest.raises(initializers.InitializerError, match="random initializer"):
+        initializers.resolve_args("lsuv", {"base": "zeros"})
     _, model = lsuv_model()
     with pytest.raises(LSUVError, match=r"argument 'tol' must be a number > 0, got 0"):
         lsuv_init(model, x, tol=0)

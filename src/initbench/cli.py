@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
         from initbench import process
 
         process.end_with_pipeline()
-        sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, under DVC too
+        if hasattr(sys.stdout, "reconfigure"):  # progress shows as it happens, under DVC too
+            sys.stdout.reconfigure(line_buffering=True)
     try:
         paths = Paths.discover() if args.func is not cmd_initializers else None
         if getattr(args, "params", "") is None and paths is not None:
