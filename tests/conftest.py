@@ -73,9 +73,11 @@ def copy_project(dest: Path, env: dict, params_edit=None) -> Path:
     run(["initbench", "profile", "quick"], dest, env)
     if params_edit is not None:
         edit_params(dest, params_edit)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "copy"]):
-        subprocess.run([*git, *cmd], cwd=dest, check=True)
+    # A repository-local identity: `dvc exp run` commits too, whatever the machine's git config.
+    for cmd in (["init", "-q"], ["config", "user.name", "initbench tests"],
+                ["config", "user.email", "tests@initbench.invalid"], ["add", "-A"],
+                ["commit", "-qm", "copy"]):
+        subprocess.run(["git", *cmd], cwd=dest, check=True)
     return dest
 
 
