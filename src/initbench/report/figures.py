@@ -17,6 +17,12 @@ from initbench.report.stats import Interval
 from initbench.results import by_label, mean_curve
 
 
+def _save(fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def accuracy_vs_depth(summary: Mapping[tuple[int, str, str], Interval], depths: Sequence[int],
                       activations: Sequence[str], labels: Sequence[str], path: Path) -> None:
     """Test accuracy vs depth, one line per initializer with CI bars, one panel per activation."""
@@ -35,9 +41,7 @@ def accuracy_vs_depth(summary: Mapping[tuple[int, str, str], Interval], depths: 
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=8, loc="lower left")
     fig.suptitle("Test accuracy vs depth (mean and confidence interval over seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def per_layer(curves: Mapping[str, Mapping[str, Sequence[float]]], ylabel: str, title: str,
@@ -54,9 +58,7 @@ def per_layer(curves: Mapping[str, Mapping[str, Sequence[float]]], ylabel: str, 
         ax.grid(alpha=0.3, which="both")
     axes[0][-1].legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def learning_curves(members: Sequence[Mapping[str, Any]], path: Path) -> None:
@@ -77,9 +79,7 @@ def learning_curves(members: Sequence[Mapping[str, Any]], path: Path) -> None:
         ax.set_ylim(min(good) - 0.02, 1.0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def comparison(members: Sequence[Mapping[str, Any]], path: Path) -> None:
@@ -100,11 +100,9 @@ def comparison(members: Sequence[Mapping[str, Any]], path: Path) -> None:
     for i, label in enumerate(order):
         accs = [m["test_accuracy"] for m in groups[label]]
         bars.plot(accs, [i] * len(accs), "k.", ms=4)
-        bars.text(means[i], i, f" {means[i]:.4f}", va="center", fontsize=8)
+        bars.text(max(means[i], *accs), i, f"  {means[i]:.4f}", va="center", fontsize=8)
     good = [m for m in means if m > 0.5] or means
     low = min(good)
     bars.set_xlim(max(0.0, low - (1 - low) * 0.5 - 0.01), 1.0)
     bars.set(xlabel="test accuracy", title="Test accuracy (bar: mean; dots: seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
