@@ -162,3 +162,36 @@ def test_the_default_store_is_the_projects_whatever_the_working_directory(tmp_pa
         assert exp.artifact_location == (tmp_path / "mlruns").as_uri()
     finally:
         mlflow.set_tracking_uri(None)
+
+
+# --- one line per expected failure ----------------------------------------------------------
+@pytest.mark.parametrize("damage", ["deflate", "truncated"])
+def test_a_corrupt_archive_is_one_line(damage, tmp_path):
+    import numpy as np
+
+    npz = tmp_path / "mnist.npz"
+    np.savez_compressed(npz, x_train=np.random.default_rng(0).random((200, 28, 28), np.float32))
+    data = bytearray(npz.read_bytes())
+    if damage == "deflate":
+        data[5000:5060] = bytes(60)  # inside the compressed array data
+    else:
+        data = data[: len(data) // 2]
+    npz.write_bytes(bytes(data))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}",
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-m", "initbench.cli", "train", "--data", str(npz),
+                           "--out", str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("initbench train: ")]
+    assert "Traceback" not in proc.stderr and len(lines) == 1 and ": error: " in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_override_is_one_line():
+    proc = subprocess.run([sys.executable, "-m", "initbench.cli", "validate", "--set",
+                           "train.epochs=[1"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("initbench validate: error: override 'train.epochs=[1' is not "
+                                   "valid YAML: expected ',' or ']', but got '<stream end>' "
+                                   "(line 1, column 3)")

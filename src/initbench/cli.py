@@ -14,6 +14,7 @@ import argparse
 import os
 import subprocess
 import sys
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -153,7 +154,8 @@ def parser() -> argparse.ArgumentParser:
 
 STAGES = ("download", "normalize", "train", "report")
 # Failures a user can cause (bad params or data, a full disk, a store that is down): one line.
-EXPECTED = (config.ConfigError, ValueError, RuntimeError, OSError, EOFError, zlib.error)
+EXPECTED = (config.ConfigError, ValueError, RuntimeError, OSError, EOFError, zlib.error,
+            zipfile.BadZipFile)
 
 
 def main(argv: list[str] | None = None) -> None:
