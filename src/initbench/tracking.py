@@ -77,8 +77,11 @@ def use_project_store() -> str:
                             f"({type(err).__name__}); start it, or unset MLFLOW_TRACKING_URI to "
                             "use the project's own store") from None
     finally:
-        for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        for k, v in saved.items():  # restore: later requests keep MLflow's own retries
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return uri
 
 
