@@ -91,23 +91,19 @@ def run_naive(spec: dict) -> dict:
 
 def run_stacked(spec: dict) -> dict:
     """initbench.train.cell.train_cell on the spec's cell, as the train stage calls it."""
-    from initbench.train.cell import stacks, train_cell
+    from initbench.train.cell import train_cell
 
     cell, members, data = cell_and_members(spec)
     tic = time.perf_counter()
     results, timing = train_cell(cell, members, data, spec["diag_batch"], tracker=None,
                                  log=lambda *_: None)
     seconds = time.perf_counter() - tic
-    # train_cell trains stacks(members, ...) in order, one result per member: the stack's models
-    # share one epoch_seconds per epoch (the whole stack's epoch: training + validation pass).
-    stack_sizes, epochs, seen, i = [], [], set(), 0
-    for stack in stacks(members, timing["n_params"]):
-        stack_sizes.append(len(stack))
-        for row in results[i]["history"]:
-            epochs.append((len(stack), len(stack) not in seen and row["epoch"] == 1,
-                           row["epoch_seconds"]))
-        seen.add(len(stack))
-        i += len(stack)
+    stack_sizes, epochs, seen = [], [], set()
+    for stack in timing["stacks"]:  # in training order; the first epoch of a size compiles it
+        stack_sizes.append(stack["size"])
+        epochs += [(stack["size"], stack["size"] not in seen and e == 0, sec)
+                   for e, sec in enumerate(stack["epoch_seconds"])]
+        seen.add(stack["size"])
     accs = [[r["label"], r["init_seed"], r["test_accuracy"]] for r in results]
     return {"seconds": seconds, "test_accuracy": accs, "stack": max(stack_sizes), "stacks": stack_sizes,
             "epochs": epochs, "timing": timing, **sizes(data)}

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
+import http.server
+import re
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +97,51 @@ def test_fashion_mnist_recompressed_files_verify_by_content(tmp_path, monkeypatc
     monkeypatch.setenv(dl.DATA_DIR_ENV, str(FASHION))
     used = dl.download("fashion-mnist", tmp_path / "raw")
     assert len(used) == 4
+
+
+class _Server(http.server.BaseHTTPRequestHandler):
+    """Serves bytes without end, slowly: a broken or hostile mirror."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        if "announce" in self.path:
+            self.send_header("Content-Length", str(10**9))
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            while True:
+                self.wfile.write(b"x" * (1 << 16))
+                if "slow" in self.path:
+                    time.sleep(0.2)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def endless_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Server)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("path, error", [
+    ("/announce/", "ValueError: the server announces 1000000000 bytes; the file has at most"),
+    ("/endless/", "ValueError: more than 47091152 bytes"),  # 47,040,016 + 0.1% + 4 KiB
+    ("/slow/", "TimeoutError: not complete after 1 s"),
+])
+def test_a_mirror_that_never_stops_is_cut_off(path, error, tmp_path, monkeypatch, endless_server):
+    monkeypatch.delenv(dl.DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(dl, "DEADLINE_S", 1 if path == "/slow/" else 60)
+    spec = DATASETS["mnist"]
+    if path == "/slow/":  # a cap high enough that only the deadline can stop it
+        spec = dataclasses.replace(spec, files={k: dataclasses.replace(f, decompressed_bytes=10**9)
+                                                for k, f in spec.files.items()})
+    monkeypatch.setitem(DATASETS, "mnist", dataclasses.replace(spec, mirrors=(endless_server + path,)))
+    start = time.monotonic()
+    with pytest.raises(dl.DownloadError, match=re.escape(error)):
+        dl.download("mnist", tmp_path / "raw")
+    assert time.monotonic() - start < 30
+    assert not (tmp_path / "raw" / "train-images-idx3-ubyte.gz").exists()
+    assert not list((tmp_path / "raw").glob(".*"))

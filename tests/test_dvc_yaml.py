@@ -109,16 +109,20 @@ def test_train_stages_write_where_the_report_reads():
     """The commands take their paths from initbench.paths, which must be the stages' outs."""
     paths = Paths(ROOT)
     train = stage("train")
-    assert train["outs"] == [paths.cell_dir("baseline").relative_to(ROOT).as_posix()]
+    assert train["outs"] == [paths.cell_dir("baseline").relative_to(ROOT).as_posix(),
+                             paths.runs_dir("baseline").relative_to(ROOT).as_posix()]
     assert train["cmd"] == "initbench train --cell baseline"
     depth = stage("train_depth")
     assert set(depth["matrix"]) == {"depth", "activation"}
-    assert depth["outs"] == ["data/train/depth-${item.depth}-${item.activation}"]
+    assert depth["outs"] == ["data/train/depth-${item.depth}-${item.activation}",
+                             "data/runs/depth-${item.depth}-${item.activation}"]
     # DVC_STAGE is train_depth@<depth>-<activation>: the CLI maps it to depth-<depth>-<activation>
     assert depth["cmd"] == 'initbench train --cell "$DVC_STAGE"'
     assert cell_from_stage("train_depth@${item.depth}-${item.activation}") == PurePosixPath(
         depth["outs"][0]).name
     cells = paths.cells.relative_to(ROOT).as_posix()
+    # The report reads the results only: run ids and wall times (data/runs) never rerun it.
+    assert not [d for d in stage("report")["deps"] if d.startswith("data/runs")]
     assert cells in stage("report")["deps"] and stage("report")["outs"][0] == {
         paths.reports.relative_to(ROOT).as_posix(): {"cache": False}}
 

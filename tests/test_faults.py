@@ -6,9 +6,12 @@ and an experiment in a throwaway DVC workspace. Nothing may be lost, half-writte
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -83,12 +86,55 @@ def test_killing_dvc_stops_its_stage(root, env):
     stage = [p for p in psutil.Process(dvc.pid).children(recursive=True)
              if "train" in " ".join(p.cmdline()) and "initbench" in " ".join(p.cmdline())]
     dvc.send_signal(signal.SIGTERM)
-    dvc.wait(timeout=60)
+    # The pipe closes when its last writer, the stage, has exited: what it printed comes with it.
+    rest = dvc.communicate(timeout=120)[0]
     _, alive = psutil.wait_procs(stage, timeout=60)
     assert stage and not alive
+    assert "initbench train: terminated (SIGTERM)" in rest and "Traceback" not in rest, rest[-3000:]
     # (dvc removed the stage's old output before running it; the orphan must not write a new one)
-    assert not (root / "data/train/baseline").exists()
-    assert leftovers(root) == [] and "RUNNING" not in statuses(root)
+    assert not (root / "data/train/baseline").exists() and not (root / "data/runs/baseline").exists()
+    assert leftovers(root) == [] and "RUNNING" not in statuses(root), rest[-3000:]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_store_that_dies_mid_training_costs_the_record_not_the_results(root, env, tmp_path):
+    """The tracking server goes down after the first epoch: training goes on, both output
+    directories are written, the failure is one warning line and runs.json records it."""
+    port = free_port()
+    server = subprocess.Popen(
+        ["mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts")],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "no mlflow server"
+                time.sleep(1)
+        uri = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}",
+               "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+        proc = start_and_wait_for_training(["initbench", "train"], root, {**env, **uri})
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    rest = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, rest[-3000:]
+    assert rest.count("warning: MLflow logging stopped") == 1 and "Traceback" not in rest
+    results = json.loads((root / "data/train/baseline/results.json").read_text())
+    assert len(results["members"]) == 3 * 2 and all(len(m["history"]) == 8 for m in results["members"])
+    runs = json.loads((root / "data/runs/baseline/runs.json").read_text())
+    assert "MlflowException" in runs["tracking_error"]
+    for record in runs["runs"]:  # created before the outage; every model is on disk anyway
+        assert record["run_id"] and (root / "data/runs/baseline" / record["model_file"]).is_file()
 
 
 def test_an_output_at_the_project_root_is_refused(root, env):
@@ -123,3 +169,28 @@ def test_a_temp_experiment_logs_to_the_projects_store(root, env):
     assert {r.data.params["train.epochs"] for r in runs} == {"1"}
     artifacts = Path(exp.artifact_location.removeprefix("file://"))
     assert artifacts.is_relative_to(root) and list(artifacts.rglob("diagnostics.json"))
+
+
+def test_queued_experiments_run_in_parallel_into_the_projects_store(root, env):
+    """`dvc exp run --queue` twice, `dvc queue start --jobs 2`: both complete, every run in the
+    project's one store (the workers run in throwaway copies, against one new-ish store)."""
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("initbench")
+    before = {r.info.run_id for r in client.search_runs([exp.experiment_id], max_results=5000)}
+    for lr in ("0.002", "0.003"):
+        run(["dvc", "exp", "run", "--queue", "-S", "study.seeds=1", "-S", f"train.learning_rate={lr}"],
+            root, env)
+    run(["dvc", "queue", "start", "--jobs", "2"], root, env)
+    deadline = time.monotonic() + 900
+    while True:
+        status = run(["dvc", "queue", "status"], root, env).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(5)
+    assert status.count("Success") == 2, status
+    new = [r for r in client.search_runs([exp.experiment_id], max_results=5000)
+           if r.info.run_id not in before]
+    models = [r for r in new if r.data.tags.get("initbench.role") == "model"]
+    assert sorted(r.data.params["train.learning_rate"] for r in models) == ["0.002"] * 3 + ["0.003"] * 3
+    assert {r.info.status for r in new} == {"FINISHED"}

@@ -96,6 +96,7 @@ def test_layout(tmp_path):
     assert paths.raw_dir("mnist") == tmp_path / "data" / "raw" / "mnist"
     assert paths.processed("mnist") == tmp_path / "data" / "processed" / "mnist.npz"
     assert paths.cell_dir("baseline") == tmp_path / "data" / "train" / "baseline"
+    assert paths.runs_dir("baseline") == tmp_path / "data" / "runs" / "baseline"
     assert paths.reports == tmp_path / "reports"
     assert cell_name() == "baseline" and cell_name(5, "tanh") == "depth-5-tanh"
 

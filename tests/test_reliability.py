@@ -66,6 +66,13 @@ def test_a_previous_output_is_replaced_and_sigkill_leftovers_are_cleaned(tmp_pat
         (tmp / "report.md").write_text("new")
     assert (out / "report.md").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["reports"]
+    with atomic_output(tmp_path / "params.yaml") as tmp:
+        tmp.write_text("a: 1\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    # Modes as any other write makes them (mkdtemp's 0700 never reaches the output).
+    assert (out.stat().st_mode & 0o777, (tmp_path / "params.yaml").stat().st_mode & 0o777) == (
+        0o777 & ~umask, 0o666 & ~umask)
 
 
 def test_cell_from_stage():
@@ -141,6 +148,58 @@ def test_runs_of_dead_processes_are_marked_killed(mlflow_store):
     assert status == {orphan: "KILLED", alive: "RUNNING", foreign: "RUNNING"}
 
 
+def test_a_new_store_used_by_several_processes_at_once_is_created_once(tmp_path):
+    """MLflow creates and migrates a SQLite schema on first use; racing processes used to break
+    it for good ("duplicate column name", "_alembic_tmp_* already exists")."""
+    code = ("from initbench import tracking; import mlflow; tracking.use_project_store(); "
+            "mlflow.MlflowClient().create_experiment(f'e{__import__(\"os\").getpid()}')")
+    for trial in range(2):
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / f'{trial}.db'}"}
+        procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(4)]
+        errors = [p.communicate(timeout=300)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4, errors
+        client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+        assert len(client.search_experiments()) == 1 + 4  # Default + one per process
+
+
+def test_an_interrupt_never_lands_inside_a_store_write():
+    """SIGTERM during a shielded block is raised when the block ends, and only once."""
+    import signal
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        process.end_with_pipeline()
+        finished = []
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"), process.shielded():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # the handler has run by now: it deferred the interrupt
+            finished.append("write")
+            os.kill(os.getpid(), signal.SIGTERM)  # a second SIGTERM (the watchdog's) is ignored
+            time.sleep(0.2)
+        assert finished == ["write"]
+        with pytest.raises(KeyboardInterrupt):  # outside a shielded block: at once
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+            finished.append("never")
+        assert finished == ["write"]
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def test_a_stale_run_id_in_the_environment_is_never_logged_into(mlflow_store, monkeypatch):
+    client = MlflowClient()
+    stale = client.create_run(client.create_experiment("old")).info.run_id
+    client.set_terminated(stale, "FINISHED")
+    monkeypatch.setenv("MLFLOW_RUN_ID", stale)  # left over in the shell: ignored by the stages
+    parent, _ = tracking.get_or_create_parent("fresh", ROOT)
+    assert parent != stale and client.get_run(parent).data.tags[tracking.ROLE_TAG] == "pipeline"
+    monkeypatch.setenv(tracking.PARENT_ENV, stale)  # what `initbench pipeline` passes on
+    with pytest.raises(tracking.TrackingError, match=f"{stale} names a run that is FINISHED"):
+        tracking.get_or_create_parent("fresh", ROOT)
+
+
 def test_a_tracking_server_that_is_down_fails_in_seconds(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # closed port
     start = time.perf_counter()
@@ -180,12 +239,34 @@ def test_a_corrupt_archive_is_one_line(damage, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}",
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run([sys.executable, "-m", "initbench.cli", "train", "--data", str(npz),
-                           "--out", str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True,
+                           "--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")],
+                          cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300, check=False)
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("initbench train: ")]
     assert "Traceback" not in proc.stderr and len(lines) == 1 and ": error: " in lines[0]
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("fault", ["disk full", "name too long"])
+def test_a_full_disk_or_an_impossible_name_is_one_line(fault, tmp_path, mnist):
+    """The disk filling up mid-write (RLIMIT_FSIZE: the write fails as on a full disk, with
+    EFBIG instead of ENOSPC, through the same OSError path) or an output name the file system
+    refuses: one line, exit 2, and no partial file left."""
+    import resource
+
+    name = "p.npz" if fault == "disk full" else "x" * 300 + ".npz"
+    limit = (1 << 20) if fault == "disk full" else resource.RLIM_INFINITY
+    proc = subprocess.run(
+        [sys.executable, "-m", "initbench.cli", "normalize", "--raw", str(mnist),
+         "--out", str(tmp_path / name), "--stats", str(tmp_path / "s.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    assert proc.returncode == 2, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("initbench normalize: ")]
+    assert "Traceback" not in proc.stderr and len(errors) == 1
+    assert ("File too large" if fault == "disk full" else "File name too long") in errors[0]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_bad_override_is_one_line():

@@ -216,6 +216,11 @@ def test_train_cell_trains_and_tests_every_model(tiny_cell, tiny_data):
     assert timing["model_epochs"] == 4 * EPOCHS
     assert timing["n_params"] == 784 * 16 + 16 + 16 * 10 + 10
     assert min(timing[k] for k in ("train_seconds", "diagnostics_seconds", "test_seconds")) > 0
+    # Wall times are kept per stack, out of the results (which must not vary between reruns).
+    assert [s["size"] for s in timing["stacks"]] == [2, 2]
+    assert all(len(s["epoch_seconds"]) == EPOCHS and min(s["epoch_seconds"]) > 0
+               for s in timing["stacks"])
+    assert not [r for r in results for row in r["history"] if "epoch_seconds" in row]
 
     y_test = data["y_test"]
     for r in results:

@@ -60,11 +60,12 @@ def cmd_train(args: argparse.Namespace, paths: Paths) -> None:
 
     data = Path(args.data) if args.data else paths.processed(params.data.dataset)
     out = Path(args.out) if args.out else paths.cell_dir(args.cell)
-    result = run_cell(params, args.cell, data, out, paths.root)
+    runs = Path(args.runs) if args.runs else paths.runs_dir(args.cell)
+    result = run_cell(params, args.cell, data, out, runs, paths.root)
     t = result["timing"]
     print(f"{args.cell}: {len(result['members'])} models, {t['model_epochs']} model-epochs in "
           f"{t['train_seconds']:.1f} s training + {t['diagnostics_seconds']:.1f} s diagnostics "
-          f"+ {t['test_seconds']:.1f} s testing; wrote {out}")
+          f"+ {t['test_seconds']:.1f} s testing; wrote {out} and {runs}")
 
 
 def cmd_report(args: argparse.Namespace, paths: Paths) -> None:
@@ -137,7 +138,8 @@ def parser() -> argparse.ArgumentParser:
                    help="baseline (the pipeline's model) or depth-<depth>-<activation>; also a DVC "
                         "stage name (train, train_depth@<depth>-<activation>)")
     s.add_argument("--data", help="processed archive (default: data/processed/<dataset>.npz)")
-    s.add_argument("--out", help="output directory (default: data/train/<cell>)")
+    s.add_argument("--out", help="results directory (default: data/train/<cell>)")
+    s.add_argument("--runs", help="run ids, timings and models (default: data/runs/<cell>)")
     s = stage("report", cmd_report, "statistics, comparison, figures and reports/report.md")
     s.add_argument("--cells", help="directory of the trained cells (default: data/train)")
     s.add_argument("--out", help="output directory (default: reports)")

@@ -22,12 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-# Inside a cell's output directory, data/train/<cell>/ (written by the train stage, read by report):
-RESULTS_FILE = "results.json"  # every model: curves, test metrics, confusion, diagnostics, run id
+# The train stage writes two directories per cell. data/train/<cell>/ holds the results, a pure
+# function of params, data and code (byte-identical when rerun: the report reads only these):
+RESULTS_FILE = "results.json"  # every model: curves, test metrics, confusion, diagnostics
 METRICS_DIR = "metrics"  # metrics/<label>.json: one file per initializer (DVC metrics)
 CURVES_DIR = "curves"  # curves/<label>.csv: per-epoch means over seeds (DVC plots)
+CELL_FILES = (RESULTS_FILE, METRICS_DIR, CURVES_DIR)
+# data/runs/<cell>/ holds what differs on every execution (no stage reads it):
+RUNS_FILE = "runs.json"  # each model's MLflow run id and .keras file; wall times
 MODELS_DIR = "models"  # models/<label>/s<seed index>.keras: one ordinary Keras model per seed
-CELL_FILES = (RESULTS_FILE, METRICS_DIR, CURVES_DIR, MODELS_DIR)
+RUN_FILES = (RUNS_FILE, MODELS_DIR)
 # Inside reports/ (written by the report stage):
 REPORT_FILES = ("report.md", "summary.json", "figures", "diagnostics")
 
@@ -93,6 +97,9 @@ class Paths:
 
     def cell_dir(self, cell: str) -> Path:
         return self.cells / cell
+
+    def runs_dir(self, cell: str) -> Path:
+        return self.root / "data" / "runs" / cell
 
     @property
     def reports(self) -> Path:

@@ -7,6 +7,12 @@ removed and open MLflow runs end as KILLED. If the ``dvc`` process itself dies, 
 on as an orphan and write outputs DVC never records; a watchdog thread sends it SIGTERM instead.
 What SIGKILL leaves behind is cleaned at the next start (``paths.atomic_output``,
 ``tracking.reap_orphans``, which uses :func:`owner` to tell dead writers from live ones).
+
+An interrupt must never land inside a write to the MLflow store: SQLAlchemy interrupted between
+statements can leave SQLite locked, and the cleanup that ends the runs as KILLED then fails. Store
+writes therefore run :func:`shielded`: an interrupt that arrives meanwhile is raised when the write
+is done. SIGTERM is honoured once: the watchdog and a scheduler may both send one, and the second
+must not cut the cleanup of the first short.
 """
 
 from __future__ import annotations
@@ -16,14 +22,41 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
 import psutil
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt("SIGTERM")
+class _Shield:
+    depth = 0  # how many shielded() blocks the main thread is in
+    pending: KeyboardInterrupt | None = None
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    if signum == signal.SIGTERM:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    err = KeyboardInterrupt("SIGTERM" if signum == signal.SIGTERM else "")
+    if _Shield.depth:
+        _Shield.pending = _Shield.pending or err
+        return
+    raise err
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Run a block (a store write) to its end; a SIGTERM or Ctrl-C that arrives meanwhile is
+    raised as KeyboardInterrupt when the outermost shielded block exits."""
+    _Shield.depth += 1
+    try:
+        yield
+    finally:
+        _Shield.depth -= 1
+        if not _Shield.depth and _Shield.pending is not None:
+            err, _Shield.pending = _Shield.pending, None
+            raise err
 
 
 def dvc_process() -> psutil.Process | None:
@@ -57,13 +90,21 @@ def is_alive(owner_value: str) -> bool | None:
 
 def end_with_pipeline(poll_s: float = 1.0) -> None:
     """SIGTERM ends this process like Ctrl-C; so does the death of its ``dvc`` ancestor."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     pipeline = dvc_process()
     if pipeline is None:
         return
 
+    def alive() -> bool:
+        # A dead dvc stays a zombie until its own parent reaps it: dead all the same.
+        try:
+            return pipeline.is_running() and pipeline.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
     def watch() -> None:
-        while pipeline.is_running():
+        while alive():
             time.sleep(poll_s)
         os.kill(os.getpid(), signal.SIGTERM)
 

@@ -1,9 +1,9 @@
 """The files a cell writes and the report reads: their formats, in one leaf module.
 
 ``data/train/<cell>/results.json`` holds every model of the cell (curves, test metrics, confusion
-matrix, per-layer diagnostics, MLflow run id); ``metrics/<label>.json`` and ``curves/<label>.csv``
-summarise each initializer over its seeds for ``dvc metrics`` and ``dvc plots``. Nothing here
-imports TensorFlow or MLflow.
+matrix, per-layer diagnostics; no wall time or run id, so a rerun writes the same bytes);
+``metrics/<label>.json`` and ``curves/<label>.csv`` summarise each initializer over its seeds for
+``dvc metrics`` and ``dvc plots``. Nothing here imports TensorFlow or MLflow.
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ def initializer_summary(members: Sequence[dict[str, Any]]) -> dict[str, Any]:
         # Mean over the seeds when every seed reached it; null when one did not.
         "epochs_to_val_97": None if None in reached else sum(reached) / len(reached),
         "diverged": sum(bool(m["diverged"]) for m in members),
-        "run_ids": [m["run_id"] for m in members],
     }
 
 

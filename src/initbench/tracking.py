@@ -11,6 +11,7 @@ with it, so the parent ends with the execution's last stage and is never left RU
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 import mlflow
 import psutil
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from initbench import process
@@ -38,6 +40,10 @@ _BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch request
 
 class TrackingError(RuntimeError):
     """The MLflow store cannot be used (e.g. a tracking server that does not answer)."""
+
+
+# What a store that is down, full or broken raises (requests' errors are OSErrors).
+STORE_ERRORS = (MlflowException, OSError)
 
 
 def git_commit(root: Path) -> str:
@@ -61,6 +67,24 @@ def store_root() -> Path:
     return Path(os.environ.get("DVC_ROOT") or find_root()).resolve()
 
 
+@contextmanager
+def _creation_lock(uri: str) -> Iterator[None]:
+    """Serialise the first use of a SQLite store across processes: MLflow creates and migrates
+    the schema on first use, and two processes doing it at once (``dvc queue start --jobs 2``)
+    can leave the store broken for good."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri.removeprefix("sqlite:///").split("?")[0])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def use_project_store() -> str:
     """Point MLflow at ``$MLFLOW_TRACKING_URI``, else at the project's ``mlflow.db``; make sure
     the store answers, in seconds: a server that is down fails here, before any training."""
@@ -71,7 +95,8 @@ def use_project_store() -> str:
     saved = {k: os.environ.get(k) for k in quick}
     os.environ.update(quick)
     try:
-        MlflowClient().search_experiments(max_results=1)
+        with _creation_lock(uri):
+            MlflowClient().search_experiments(max_results=1)
     except Exception as err:  # any failure to reach the store is the same one-line error
         raise TrackingError(f"the MLflow tracking store {uri} does not answer "
                             f"({type(err).__name__}); start it, or unset MLFLOW_TRACKING_URI to "
@@ -110,6 +135,7 @@ def owner_tag() -> dict[str, str]:
     return {OWNER_TAG: process.owner()}
 
 
+@process.shielded()
 def reap_orphans(exp_id: str) -> list[str]:
     """Mark KILLED every RUNNING run of this host whose writing process is gone; return them."""
     client, reaped = MlflowClient(), []
@@ -120,11 +146,16 @@ def reap_orphans(exp_id: str) -> list[str]:
     return reaped
 
 
+@process.shielded()
 def get_or_create_parent(experiment: str, root: Path) -> tuple[str, str]:
     """Return (parent run id, its experiment id); see the module docstring."""
     client = MlflowClient()
-    if run_id := os.environ.get(PARENT_ENV):
-        return run_id, client.get_run(run_id).info.experiment_id
+    if run_id := os.environ.get(PARENT_ENV):  # set by `initbench pipeline` under `mlflow run`
+        info = client.get_run(run_id).info
+        if info.status != "RUNNING":  # a leftover from an earlier shell: never log into it
+            raise TrackingError(f"{PARENT_ENV}={run_id} names a run that is {info.status}, not "
+                                f"the running `mlflow run`: a stale value; unset it")
+        return run_id, info.experiment_id
     exp_id = experiment_id(experiment)
     if reaped := reap_orphans(exp_id):
         print(f"marked {len(reaped)} run(s) KILLED: their process died without ending them")
@@ -132,7 +163,8 @@ def get_or_create_parent(experiment: str, root: Path) -> tuple[str, str]:
     found = client.search_runs(
         [exp_id], f"tags.`{ROLE_TAG}` = 'pipeline' and tags.`{EXECUTION_TAG}` = '{key}'",
         max_results=1)
-    if found:
+    if found:  # a later stage of the execution: the parent runs again until that stage ends
+        client.update_run(found[0].info.run_id, status="RUNNING")
         return found[0].info.run_id, exp_id
     run = client.create_run(
         exp_id,
@@ -143,10 +175,11 @@ def get_or_create_parent(experiment: str, root: Path) -> tuple[str, str]:
     return run.info.run_id, exp_id
 
 
-def finish_parent(run_id: str) -> None:
-    """Mark the parent FINISHED (end time = now), unless it belongs to ``mlflow run``."""
+@process.shielded()
+def finish_parent(run_id: str, status: str = "FINISHED") -> None:
+    """End the parent (end time = now), unless it belongs to ``mlflow run``."""
     if not os.environ.get(PARENT_ENV):
-        MlflowClient().set_terminated(run_id, "FINISHED")
+        MlflowClient().set_terminated(run_id, status)
 
 
 @contextmanager
@@ -154,15 +187,28 @@ def parent_run(experiment: str, root: Path) -> Iterator[tuple[str, str]]:
     """The pipeline execution's parent run, (run id, experiment id), for the length of a stage.
 
     Every stage that logs finds (or creates) the parent this way and marks it FINISHED when it is
-    done with it, so the parent ends with the execution's last stage and is never left RUNNING.
+    done with it, so the parent ends with the execution's last stage and is never left RUNNING; a
+    stage that is interrupted or fails ends it KILLED or FAILED (DVC runs no later stage then).
     """
     parent, exp_id = get_or_create_parent(experiment, root)
     if not os.environ.get(PARENT_ENV):  # `mlflow run` owns its own run
-        MlflowClient().set_tag(parent, OWNER_TAG, owner_tag()[OWNER_TAG])
+        with process.shielded():
+            MlflowClient().set_tag(parent, OWNER_TAG, owner_tag()[OWNER_TAG])
+    status = "FAILED"
     try:
         yield parent, exp_id
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
     finally:
-        finish_parent(parent)
+        try:
+            finish_parent(parent, status)
+        except STORE_ERRORS as err:
+            if status != "FINISHED":
+                raise
+            # The stage's work is done and written: a store that went down costs the record only.
+            print(f"warning: could not end the parent run {parent} ({type(err).__name__})")
 
 
 def log_metrics_batch(run_id: str, step: int, values: dict[str, float]) -> None:
@@ -171,6 +217,7 @@ def log_metrics_batch(run_id: str, step: int, values: dict[str, float]) -> None:
     log_metrics(run_id, [Metric(k, float(v), now, step) for k, v in values.items()])
 
 
+@process.shielded()
 def log_metrics(run_id: str, metrics: list[Metric]) -> None:
     """Any number of metrics, in as few requests as MLflow allows (1000 metrics per batch)."""
     client = MlflowClient()
@@ -178,5 +225,6 @@ def log_metrics(run_id: str, metrics: list[Metric]) -> None:
         client.log_batch(run_id, metrics=metrics[i:i + _BATCH], synchronous=True)
 
 
+@process.shielded()
 def log_params(run_id: str, params: dict[str, object]) -> None:
     MlflowClient().log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import time
 import urllib.request
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from initbench.data.datasets import DATASETS, DatasetSpec, IdxFile
 from initbench.paths import atomic_output, check_output, sha256_file
 
 DATA_DIR_ENV = "INITBENCH_DATA_DIR"
-TIMEOUT_S = 30
+TIMEOUT_S = 30  # per socket operation
+DEADLINE_S = 600  # per file and source, in all
 
 
 class DownloadError(RuntimeError):
@@ -50,10 +52,23 @@ def _copy_local(src: Path, tmp: Path) -> None:
     shutil.copyfile(src, tmp)
 
 
-def _fetch_url(url: str, tmp: Path) -> None:
+def _fetch_url(url: str, tmp: Path, max_bytes: int) -> None:
+    """Stream ``url`` into ``tmp``; stop at ``max_bytes`` or after ``DEADLINE_S`` in all (the
+    socket timeout alone lets a server that trickles bytes hold the stage for ever)."""
+    start = time.monotonic()
     request = urllib.request.Request(url, headers={"User-Agent": "initbench"})
     with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, open(tmp, "wb") as out:
-        shutil.copyfileobj(response, out)
+        size = int(response.headers.get("Content-Length") or 0)
+        if size > max_bytes:
+            raise ValueError(f"the server announces {size} bytes; the file has at most {max_bytes}")
+        total = 0
+        while chunk := response.read(1 << 16):
+            total += len(chunk)
+            if total > max_bytes:
+                raise ValueError(f"more than {max_bytes} bytes; the file has at most that many")
+            if time.monotonic() - start > DEADLINE_S:
+                raise TimeoutError(f"not complete after {DEADLINE_S} s ({total} bytes)")
+            out.write(chunk)
 
 
 def fetch_file(spec: IdxFile, dataset: DatasetSpec, dest: Path) -> str:
@@ -62,7 +77,10 @@ def fetch_file(spec: IdxFile, dataset: DatasetSpec, dest: Path) -> str:
         (str(d / spec.name), lambda t, d=d: _copy_local(d / spec.name, t))
         for d in _local_candidates(dataset.name)
     ]
-    sources += [(m + spec.name, lambda t, m=m: _fetch_url(m + spec.name, t)) for m in dataset.mirrors]
+    # A gzip stream is never much larger than its content (stored blocks: 5 bytes per 64 KiB).
+    cap = spec.decompressed_bytes + spec.decompressed_bytes // 1000 + 4096
+    sources += [(m + spec.name, lambda t, m=m: _fetch_url(m + spec.name, t, cap))
+                for m in dataset.mirrors]
     failures = []
     for label, get in sources:
         try:

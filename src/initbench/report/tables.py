@@ -2,7 +2,7 @@
 
 Per (cell, initializer): means with Student-t intervals, divergence rates and Welch intervals
 against a reference initializer (He for ReLU, Glorot for tanh); the pipeline cell's comparison
-table (one row per initializer, with its MLflow runs); and text that states what the numbers show
+table (one row per initializer); and text that states what the numbers show
 -- including where they do not match the study's starting claims or the literature. Every number
 comes from the cells' ``results.json``.
 """
@@ -45,16 +45,14 @@ def comparison(cell: dict[str, Any]) -> list[str]:
     seeds = max(r["seeds"] for r in rows.values())
     mean = " (mean over seeds)" if seeds > 1 else ""
     lines = [f"| initializer | test accuracy{mean} | sd (pp) | test loss | best val accuracy "
-             "| first epoch val acc >= 97% | diverged | MLflow runs |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| first epoch val acc >= 97% | diverged |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for label, r in sorted(rows.items(), key=lambda kv: -kv[1]["test_accuracy"]):
         name = label if label == r["initializer"] else f"{label} ({r['initializer']})"
         sd = "-" if r["test_accuracy_sd"] is None else f"{100 * r['test_accuracy_sd']:.2f}"
         reached = "not reached" if r["epochs_to_val_97"] is None else f"{r['epochs_to_val_97']:g}"
-        runs = ", ".join(f"`{run[:8]}`" for run in r["run_ids"])
         lines.append(f"| {name} | {r['test_accuracy']:.4f} | {sd} | {r['test_loss']:.4f} "
-                     f"| {r['best_val_accuracy']:.4f} | {reached} | {r['diverged']}/{r['seeds']} "
-                     f"| {runs} |")
+                     f"| {r['best_val_accuracy']:.4f} | {reached} | {r['diverged']}/{r['seeds']} |")
     return lines
 
 

@@ -108,13 +108,15 @@ def scores(y: np.ndarray, loss: float, pred: np.ndarray) -> dict[str, Any]:
 
 def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, np.ndarray],
                diag_batch: int, tracker: Tracker | None = None,
-               log: Any = print) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Train and test every member; return (one result per member, timing figures)."""
+               log: Any = print) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Train and test every member; return (one result per member, timing figures: totals, and
+    per stack in training order its size and the seconds of each of its epochs)."""
     x, y = data["x_train"], data["y_train"]
     xd, yd = x[:diag_batch], y[:diag_batch]
     results: list[dict[str, Any]] = []
-    timing = {"train_seconds": 0.0, "diagnostics_seconds": 0.0, "test_seconds": 0.0,
-              "model_epochs": 0, "n_params": n_params(cell, int(np.prod(x.shape[1:])))}
+    timing: dict[str, Any] = {
+        "train_seconds": 0.0, "diagnostics_seconds": 0.0, "test_seconds": 0.0, "model_epochs": 0,
+        "n_params": n_params(cell, int(np.prod(x.shape[1:]))), "stacks": []}
     xt, yt = tf.constant(data["x_test"]), tf.constant(data["y_test"])
     compiled: dict[int, StackedMLP] = {}  # by stack size: compiled once, reset for every stack
     plan_ = stacks(members, timing["n_params"])
@@ -155,6 +157,12 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
             loss, _, pred = trainer.evaluate(xt, yt)
             timing["test_seconds"] += time.perf_counter() - tic
             trainer.write_back(models)
+            # Wall times vary from run to run: they go to the timing, never into the results.
+            timing["stacks"].append({"size": len(stack), "epoch_seconds": [
+                row.pop("epoch_seconds") for row in histories[0]]})
+            for history in histories[1:]:
+                for row in history:
+                    del row["epoch_seconds"]
             done = [{"label": m.label, "initializer": m.spec.name, "args": dict(m.spec.args),
                      "seed_index": m.seed_index, "init_seed": m.init_seed, "data_seed": m.data_seed,
                      "history": histories[k], **scores(data["y_test"], loss[k], pred[k]),
