@@ -54,6 +54,12 @@ def test_every_stage_ran_and_wrote_its_outputs(project):
     root, first = project
     expected = {"download", "normalize", "train", "report"} | {f"train_depth@{c}" for c in CELLS}
     assert ran_stages(first) == expected
+    log = first.stdout + first.stderr
+    # Each cell says what it will do and how far it is; TensorFlow's start-up noise is gone.
+    assert "baseline: 3 initializers (he_normal, gaussian, glorot_uniform) x 2 seeds = 6 models" in log
+    assert re.search(r"epoch 2/2: val accuracy .* models done \d+/6, about \d+ min \d\d s left", log)
+    assert "absl::InitializeLog" not in log and "oneDNN custom operations" not in log
+    assert "every run: `mlflow ui --backend-store-uri sqlite:///" in log
     for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         assert (root / "data/raw/mnist" / name).is_file()
     stats = json.loads((root / "data/processed/mnist.stats.json").read_text())

@@ -56,7 +56,10 @@ def cmd_train(args: argparse.Namespace, paths: Paths) -> None:
     params = _params(args)
     args.cell = cell_from_stage(args.cell)
     params.cell(args.cell)  # a clear error for an unknown cell, before TensorFlow loads
-    from initbench.train.stage import run_cell
+    from initbench import process
+
+    with process.native_startup_silenced():
+        from initbench.train.stage import run_cell
 
     data = Path(args.data) if args.data else paths.processed(params.data.dataset)
     out = Path(args.out) if args.out else paths.cell_dir(args.cell)
@@ -74,7 +77,10 @@ def cmd_report(args: argparse.Namespace, paths: Paths) -> None:
 
     out = Path(args.out) if args.out else paths.reports
     write_report(params, Path(args.cells) if args.cells else paths.cells, out, paths.root)
-    print(f"wrote {out / 'report.md'}")
+    import mlflow
+
+    print(f"wrote {out / 'report.md'}; every run: `mlflow ui --backend-store-uri "
+          f"{mlflow.get_tracking_uri()}` (experiment {params.experiment!r})")
 
 
 def cmd_profile(args: argparse.Namespace, paths: Paths) -> None:
@@ -164,6 +170,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     if args.command in STAGES:
         from initbench import process
+
+        # TensorFlow's C++ notices (oneDNN, CPU features) are noise in a stage's log.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
         process.end_with_pipeline()
         if hasattr(sys.stdout, "reconfigure"):  # progress shows as it happens, under DVC too

@@ -109,3 +109,25 @@ def end_with_pipeline(poll_s: float = 1.0) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="initbench-watchdog", daemon=True).start()
+
+
+@contextmanager
+def native_startup_silenced() -> Iterator[None]:
+    """Discard what native code writes to file descriptor 2 during the block (TensorFlow's import
+    prints absl/oneDNN notices before its log level is read, so ``TF_CPP_MIN_LOG_LEVEL`` cannot
+    hide them). Python's own errors still show: they are printed after the block. Set
+    ``TF_CPP_MIN_LOG_LEVEL=0`` to see everything."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        yield
+        return
+    import sys
+
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)

@@ -60,6 +60,14 @@ def git_commit(root: Path) -> str:
         return "unknown"
 
 
+def provenance_tags(root: Path, stage: str, data_sha: str) -> dict[str, str]:
+    """Where a run comes from: the commit (also as MLflow's own ``mlflow.source.git.commit``,
+    which the UI shows), the DVC stage and the processed data's SHA-256."""
+    commit = git_commit(root)
+    return {COMMIT_TAG: commit, "mlflow.source.git.commit": commit.removesuffix("-dirty"),
+            STAGE_TAG: stage, DATA_TAG: data_sha}
+
+
 def store_root() -> Path:
     """Where the project's one default store lives: ``$DVC_ROOT`` -- the project's own workspace
     even for ``dvc exp run --temp`` and queued experiments, whose stages run in a throwaway
@@ -168,9 +176,10 @@ def get_or_create_parent(experiment: str, root: Path) -> tuple[str, str]:
         return found[0].info.run_id, exp_id
     run = client.create_run(
         exp_id,
-        run_name="pipeline " + time.strftime("%Y-%m-%d %H:%M:%S"),
+        # `dvc exp run` names its experiment: the parent carries that name.
+        run_name=os.environ.get("DVC_EXP_NAME") or "pipeline " + time.strftime("%Y-%m-%d %H:%M:%S"),
         tags={ROLE_TAG: "pipeline", COMMIT_TAG: git_commit(root), EXECUTION_TAG: key,
-              **owner_tag()},
+              "mlflow.source.git.commit": git_commit(root).removesuffix("-dirty"), **owner_tag()},
     )
     return run.info.run_id, exp_id
 

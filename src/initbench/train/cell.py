@@ -120,6 +120,7 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
     xt, yt = tf.constant(data["x_test"]), tf.constant(data["y_test"])
     compiled: dict[int, StackedMLP] = {}  # by stack size: compiled once, reset for every stack
     plan_ = stacks(members, timing["n_params"])
+    began = time.perf_counter()
     for number, stack in enumerate(plan_, start=1):
         models = [build_model(cell.model, m.spec, m.init_seed) for m in stack]
         for model, m in zip(models, stack, strict=True):
@@ -130,10 +131,11 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
         else:
             trainer.reset(models)
         diags: list[dict[str, np.ndarray]] = []
+        finished = len(results)  # models done before this stack
         tic = time.perf_counter()
 
         def on_epoch(epoch: int, rows: Sequence[dict[str, float]], stack=stack, trainer=trainer,
-                     diags=diags, number=number) -> None:
+                     diags=diags, number=number, finished=finished) -> None:
             start = time.perf_counter()
             diags.append(signal_stats(trainer, xd, yd, cell.model.activation))
             timing["diagnostics_seconds"] += time.perf_counter() - start
@@ -141,9 +143,12 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
                 tracker.epoch(stack, epoch, rows)
             if epoch:
                 val = [r["val_accuracy"] for r in rows]
+                done = finished + len(stack) * epoch / cell.train.epochs  # in models' worth
+                eta = (time.perf_counter() - began) * (len(members) / done - 1)
                 log(f"{cell.name}: stack {number}/{len(plan_)} ({len(stack)} models), epoch "
                     f"{epoch}/{cell.train.epochs}: val accuracy {min(val):.4f}..{max(val):.4f} "
-                    f"({rows[0]['epoch_seconds']:.1f} s)")
+                    f"({rows[0]['epoch_seconds']:.1f} s); models done {finished}/"
+                    f"{len(members)}, about {int(eta // 60)} min {int(eta % 60):02d} s left")
 
         try:
             if tracker is not None:

@@ -1,0 +1,139 @@
+"""One MLflow run per trained model: created when its stack starts, curves logged as they happen,
+test metrics, diagnostics and (when the cell saves models) the model logged when it is tested.
+
+This is the train stage's tracker (``initbench.train.cell.Tracker``). It lives outside
+``src/initbench/train`` on purpose: MLflow is a tracker, not a DVC dependency, so changing how runs
+are logged never retrains a cell. Everything the stage decides (a model's params, where its
+``.keras`` file goes) is passed in as data or as a function.
+
+Every store write is shielded from interrupts (:func:`initbench.process.shielded`). The first store
+failure ends the logging, not the training: it is printed once and kept in :attr:`ModelRuns.error`,
+and the stage writes its outputs anyway.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+from mlflow.entities import DatasetInput, InputTag, Metric
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+from initbench import process, tracking
+from initbench.results import epochs_to_reach
+
+
+def dataset_input(x: np.ndarray, y: np.ndarray, source: Path, name: str, sha: str) -> DatasetInput:
+    """The training split as an MLflow dataset input (context ``training``) of every model run."""
+    with warnings.catch_warnings():  # a local path "could be" several source types
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_numpy(x, targets=y, source=str(source), name=name, digest=sha[:16])
+    return DatasetInput(dataset._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, "training")])
+
+
+class ModelRuns:
+    """Implements the cell trainer's Tracker protocol; members are ``train.cell.Member``s."""
+
+    def __init__(self, cell: str, base: dict[str, Any], tags: dict[str, str], parent: str,
+                 exp_id: str, sample: np.ndarray, dataset: DatasetInput,
+                 member_params: Callable[[Any], dict[str, Any]],
+                 save: Callable[[Any, Any], str] | None, log: Callable[[str], None] = print) -> None:
+        self.cell, self.base, self.tags, self.parent, self.exp_id = cell, base, tags, parent, exp_id
+        self.sample, self.dataset, self.member_params, self.save = sample, dataset, member_params, save
+        self.client, self.log = MlflowClient(), log
+        self.signature: Any = None  # the same for every model of the cell: inferred once
+        self.open: dict[tuple[str, int], str] = {}  # (label, seed index) -> run id, while training
+        self.records: list[dict[str, Any]] = []  # per model: label, seed_index, run_id, model_file
+        self.error: str | None = None
+
+    @contextmanager
+    def _store(self) -> Iterator[None]:
+        with process.shielded():
+            try:
+                yield
+            except tracking.STORE_ERRORS as err:
+                self.error = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+                self.log(f"{self.cell}: warning: MLflow logging stopped ({self.error}); training "
+                         "goes on and its results are written; once the store is back, "
+                         "`dvc repro --force -s <this stage>` logs them (same numbers)")
+
+    def start(self, stack: Sequence[Any]) -> None:
+        for m in stack:
+            if self.error:
+                return
+            with self._store():
+                name = f"{self.cell}/{m.label}/s{m.seed_index}"
+                run_id = self.client.create_run(self.exp_id, run_name=name, tags={
+                    **self.tags, **tracking.owner_tag(), "mlflow.parentRunId": self.parent,
+                    tracking.ROLE_TAG: "model", "initbench.cell": self.cell,
+                    "initbench.label": m.label, "initbench.seed_index": str(m.seed_index),
+                }).info.run_id
+                self.open[m.label, m.seed_index] = run_id
+                tracking.log_params(run_id, {**self.base, **self.member_params(m)})
+                self.client.log_inputs(run_id, datasets=[self.dataset])
+
+    def epoch(self, stack: Sequence[Any], epoch: int, rows: Sequence[dict[str, float]]) -> None:
+        for m, row in zip(stack, rows, strict=True):
+            if (m.label, m.seed_index) in self.open and not self.error:
+                with self._store():
+                    tracking.log_metrics_batch(self.open[m.label, m.seed_index], epoch,
+                                               {k: v for k, v in row.items() if k != "epoch"})
+
+    def finish(self, stack: Sequence[Any], results: list[dict[str, Any]], models: list[Any]) -> None:
+        for m, r, model in zip(stack, results, models, strict=True):
+            run_id = self.open.get((m.label, m.seed_index))
+            record = {"label": m.label, "seed_index": m.seed_index, "run_id": run_id}
+            if self.save is not None:  # on disk first: a store failure never loses a model
+                record["model_file"] = self.save(m, model)
+            self.records.append(record)
+            if run_id is not None and not self.error:
+                with self._store():
+                    self._log(run_id, r, model if self.save is not None else None, m)
+                    self.client.set_terminated(self.open.pop((m.label, m.seed_index)), "FINISHED")
+
+    def _log(self, run_id: str, r: dict[str, Any], model: Any, m: Any) -> None:
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(r[k]), now, 0) for k in ("test_loss", "test_accuracy",
+                                                             "final_train_loss", "diverged")]
+        reached = epochs_to_reach([row["val_accuracy"] for row in r["history"]])
+        if reached is not None:  # (not reached: no value, as in metrics/<label>.json)
+            metrics.append(Metric("epochs_to_val_97", float(reached), now, 0))
+        metrics += [Metric(f"test_accuracy_class_{c}", v, now, 0)
+                    for c, v in enumerate(r["per_class_accuracy"])]
+        metrics += [Metric(f"diag.{stat}.L{layer}", float(v), now, epoch)
+                    for stat, per_epoch in r["diagnostics"].items()
+                    for epoch, layers in enumerate(per_epoch) for layer, v in enumerate(layers)]
+        tracking.log_metrics(run_id, metrics)
+        self.client.log_dict(run_id, {"layers": "L0 = first hidden layer ... last = output layer",
+                                      "epochs": "index 0 = at initialization, i = after epoch i",
+                                      **r["diagnostics"]}, "diagnostics.json")
+        self.client.log_dict(run_id, {"classes": list(range(len(r["confusion"]))),
+                                      "matrix": r["confusion"]}, "confusion.json")
+        if model is None:
+            return
+        import keras
+        import tensorflow as tf
+
+        if self.signature is None:
+            self.signature = mlflow.models.infer_signature(self.sample, model(self.sample).numpy())
+        with mlflow.start_run(run_id=run_id):
+            mlflow.tensorflow.log_model(
+                model, name=f"{m.label}-s{m.seed_index}", signature=self.signature,
+                pip_requirements=[f"tensorflow-cpu=={tf.__version__}", f"keras=={keras.__version__}"])
+
+    def fail(self, stack: Sequence[Any]) -> None:
+        # Ctrl-C and SIGTERM (which the CLI turns into KeyboardInterrupt) end a run as KILLED.
+        status = "KILLED" if isinstance(sys.exc_info()[1], KeyboardInterrupt) else "FAILED"
+        for m in stack:
+            run_id = self.open.pop((m.label, m.seed_index), None)
+            if run_id is not None and not self.error:
+                with self._store():
+                    self.client.set_terminated(run_id, status)
