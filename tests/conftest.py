@@ -7,6 +7,7 @@ import copy
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -81,7 +82,7 @@ def copy_project(dest: Path, env: dict, params_edit=None) -> Path:
     return dest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def env(mnist):
     """The environment of a user's shell for project copies: the venv first, local MNIST."""
     env = {k: v for k, v in os.environ.items()
@@ -100,3 +101,25 @@ def run(cmd: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.
 
 def ran_stages(proc: subprocess.CompletedProcess) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", proc.stdout + proc.stderr))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory, env):
+    """The end-to-end run: a copy of the project with the quick profile, after one `dvc repro`.
+    Shared by the pipeline tests (which then change it) and the browser test."""
+    dest = copy_project(tmp_path_factory.mktemp("project"), env)
+    first = run(["dvc", "repro"], dest, env)
+    return dest, first
+
+
+@pytest.fixture(scope="session")
+def client(project):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{project[0] / 'mlflow.db'}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -18,7 +17,7 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
-from .conftest import copy_project, edit_params, run
+from .conftest import copy_project, edit_params, free_port, run
 
 pytestmark = pytest.mark.e2e
 
@@ -94,12 +93,6 @@ def test_killing_dvc_stops_its_stage(root, env):
     # (dvc removed the stage's old output before running it; the orphan must not write a new one)
     assert not (root / "data/train/baseline").exists() and not (root / "data/runs/baseline").exists()
     assert leftovers(root) == [] and "RUNNING" not in statuses(root), rest[-3000:]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_store_that_dies_mid_training_costs_the_record_not_the_results(root, env, tmp_path):

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -25,18 +26,6 @@ SEEDS = 2
 CELLS = ("2-relu", "2-tanh", "5-relu", "5-tanh")
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory, env):
-    dest = copy_project(tmp_path_factory.mktemp("project"), env)
-    first = run(["dvc", "repro"], dest, env)
-    return dest, first
-
-
-@pytest.fixture(scope="module")
-def client(project) -> MlflowClient:
-    return MlflowClient(tracking_uri=f"sqlite:///{project[0] / 'mlflow.db'}")
-
-
 def members(root, cell: str = "baseline") -> list[dict]:
     """results.json's members, each with its MLflow run id and model file from runs.json."""
     results = json.loads((root / f"data/train/{cell}/results.json").read_text())
@@ -46,8 +35,9 @@ def members(root, cell: str = "baseline") -> list[dict]:
 
 
 def runs(client: MlflowClient, role: str):
-    exp = client.get_experiment_by_name("initbench")
-    return client.search_runs([exp.experiment_id], f"tags.`initbench.role` = '{role}'")
+    """Every run of ``role`` in the pipeline's experiment and the depth study's."""
+    exps = [client.get_experiment_by_name(n).experiment_id for n in ("initbench", "initbench-depth")]
+    return client.search_runs(exps, f"tags.`initbench.role` = '{role}'", max_results=5000)
 
 
 def test_every_stage_ran_and_wrote_its_outputs(project):
@@ -92,7 +82,29 @@ def test_every_model_trained_once_with_its_own_run(project, client):
              r.data.tags["initbench.seed_index"]) for r in models]
     assert len(keys) == len(set(keys)) == len(LABELS) * SEEDS + len(CELLS) * 5 * 2
     assert {r.info.status for r in models} == {"FINISHED"}
-    assert {r.data.tags["mlflow.parentRunId"] for r in models} == {parent.info.run_id}
+    # Organised for `mlflow ui`: the pipeline cell's initializers are top-level runs of the
+    # experiment with their seeds as children; each depth cell is one top-level run (with its
+    # models as children) in the experiment initbench-depth.
+    groups = {r.info.run_id: r for r in runs(client, "initializer") + runs(client, "cell")}
+    assert sorted(r.info.run_name for r in groups.values()) == sorted(
+        [f"baseline/{label}" for label in LABELS] + [f"depth-{c}" for c in CELLS])
+    for r in groups.values():
+        assert "mlflow.parentRunId" not in r.data.tags and r.info.status == "FINISHED"
+        assert r.data.tags["initbench.pipeline_run"] == parent.info.run_id
+    for r in models:
+        group = groups[r.data.tags["mlflow.parentRunId"]]
+        assert group.info.experiment_id == r.info.experiment_id
+        assert group.data.tags["initbench.cell"] == r.data.tags["initbench.cell"]
+        assert r.data.tags["mlflow.source.git.commit"] in r.data.tags["initbench.git_commit"]
+    he = next(r for r in groups.values() if r.info.run_name == "baseline/he_normal")
+    seeds = [r for r in models if r.data.tags["mlflow.parentRunId"] == he.info.run_id]
+    assert len(seeds) == SEEDS and he.data.params["seeds"] == str(SEEDS)
+    assert he.data.metrics["test_accuracy"] == pytest.approx(
+        sum(r.data.metrics["test_accuracy"] for r in seeds) / SEEDS)
+    curve = client.get_metric_history(he.info.run_id, "val_accuracy")  # the mean curve
+    assert [m.step for m in curve] == list(range(1, EPOCHS + 1))
+    deep = next(r for r in groups.values() if r.info.run_name == "depth-5-tanh")
+    assert "comparison.json" in {a.path for a in client.list_artifacts(deep.info.run_id)}
     shared = {k for k in models[0].data.params if not k.startswith("initializer.")}
     for r in models:  # the same keys mean the same thing in every cell
         assert {k for k in r.data.params if not k.startswith("initializer.")} == shared
@@ -122,7 +134,10 @@ def test_every_model_trained_once_with_its_own_run(project, client):
     deep = next(r for r in models if r.data.tags["initbench.cell"] == "depth-5-tanh")
     steps = [m.step for m in client.get_metric_history(deep.info.run_id, "diag.act_std.L4")]
     assert steps == [0, 1]  # at initialization and after the one epoch
-    assert "report" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"report", "comparison.json"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
+    table = json.loads(Path(client.download_artifacts(parent.info.run_id, "comparison.json")).read_text())
+    assert sorted(row[0] for row in table["data"]) == sorted(LABELS)
+    assert "[Report](#/experiments/" in parent.data.tags["mlflow.note.content"]
 
 
 def test_logged_model_has_a_signature_and_loads(project, client):
@@ -266,5 +281,5 @@ def test_mlproject_train_entry_point_runs_the_cell_through_dvc(project, env, cli
     assert {len(m["history"]) for m in trained_members} == {1}
     trained = client.get_run(trained_members[0]["run_id"])
     assert trained.data.params["train.epochs"] == "1"
-    mlflow_run = client.get_run(trained.data.tags["mlflow.parentRunId"])
+    mlflow_run = client.get_run(trained.data.tags["initbench.pipeline_run"])
     assert mlflow_run.data.tags["mlflow.project.entryPoint"] == "train"

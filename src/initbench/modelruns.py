@@ -1,14 +1,23 @@
-"""One MLflow run per trained model: created when its stack starts, curves logged as they happen,
-test metrics, diagnostics and (when the cell saves models) the model logged when it is tested.
+"""One MLflow run per trained model, organised so the comparison is what ``mlflow ui`` shows first.
+
+* The pipeline's cell (``baseline``), in the experiment of ``params.yaml``: one top-level run per
+  initializer, ``baseline/<label>``, holding the mean over seeds (``test_accuracy``,
+  ``test_accuracy_sd``, ``test_loss``, ``best_val_accuracy``, ``epochs_to_val_97``, ``diverged``) and
+  the mean curves (``val_accuracy`` ... per epoch, so the chart view overlays the initializers);
+  its seeds are its child runs, ``baseline/<label>/s<i>``.
+* A depth cell, in the experiment ``<experiment>-depth``: one top-level run per cell,
+  ``depth-<d>-<activation>``, with a ``comparison`` table and the models as child runs.
+
+Every group run carries ``initbench.pipeline_run``, the execution's pipeline run (report,
+comparison table). A model's run is created when its stack starts, its curves are logged as they
+happen, and it ends when it is tested; the group runs end with the stage.
 
 This is the train stage's tracker (``initbench.train.cell.Tracker``). It lives outside
 ``src/initbench/train`` on purpose: MLflow is a tracker, not a DVC dependency, so changing how runs
-are logged never retrains a cell. Everything the stage decides (a model's params, where its
-``.keras`` file goes) is passed in as data or as a function.
-
-Every store write is shielded from interrupts (:func:`initbench.process.shielded`). The first store
-failure ends the logging, not the training: it is printed once and kept in :attr:`ModelRuns.error`,
-and the stage writes its outputs anyway.
+are logged never retrains a cell. What the stage decides (a model's params, where its ``.keras``
+file goes) is passed in. Every store write is shielded from interrupts
+(:func:`initbench.process.shielded`); the first store failure ends the logging, not the training:
+it is printed once and kept in :attr:`ModelRuns.error`.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from initbench import process, tracking
-from initbench.results import epochs_to_reach
+from initbench.results import epochs_to_reach, initializer_summary, mean_curve
 
 
 def dataset_input(x: np.ndarray, y: np.ndarray, source: Path, name: str, sha: str) -> DatasetInput:
@@ -40,7 +49,8 @@ def dataset_input(x: np.ndarray, y: np.ndarray, source: Path, name: str, sha: st
 
 
 class ModelRuns:
-    """Implements the cell trainer's Tracker protocol; members are ``train.cell.Member``s."""
+    """The cell trainer's Tracker (members are ``train.cell.Member``); a context manager whose exit
+    ends the group runs: FINISHED with their summaries, or KILLED/FAILED with the stage."""
 
     def __init__(self, cell: str, base: dict[str, Any], tags: dict[str, str], parent: str,
                  exp_id: str, sample: np.ndarray, dataset: DatasetInput,
@@ -51,8 +61,24 @@ class ModelRuns:
         self.client, self.log = MlflowClient(), log
         self.signature: Any = None  # the same for every model of the cell: inferred once
         self.open: dict[tuple[str, int], str] = {}  # (label, seed index) -> run id, while training
+        self.groups: dict[str, tuple[str, str]] = {}  # key (label, or cell) -> (run id, exp id)
+        self.done: dict[str, list[dict[str, Any]]] = {}  # group key -> finished models' results
         self.records: list[dict[str, Any]] = []  # per model: label, seed_index, run_id, model_file
         self.error: str | None = None
+
+    def __enter__(self) -> ModelRuns:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        status = ("FINISHED" if kind is None else
+                  "KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED")
+        for key, (run_id, _) in self.groups.items():
+            if self.error:
+                return
+            with self._store():
+                if status == "FINISHED":
+                    self._summarise(run_id, self.done.get(key, []))
+                self.client.set_terminated(run_id, status)
 
     @contextmanager
     def _store(self) -> Iterator[None]:
@@ -65,17 +91,66 @@ class ModelRuns:
                          "goes on and its results are written; once the store is back, "
                          "`dvc repro --force -s <this stage>` logs them (same numbers)")
 
+    def _key(self, m: Any) -> str:
+        return m.label if self.cell == "baseline" else self.cell
+
+    def _group(self, m: Any) -> tuple[str, str]:
+        """(run id, experiment id) of ``m``'s initializer (pipeline cell) or of its depth cell,
+        created on first use."""
+        key = self._key(m)
+        if key not in self.groups:
+            exp_id = self.exp_id
+            if self.cell != "baseline":  # depth cells keep out of the pipeline's comparison
+                exp_id = tracking.experiment_id(self.client.get_experiment(self.exp_id).name + "-depth")
+            run = self.client.create_run(exp_id, run_name=f"{self.cell}/{m.label}" if
+                                         self.cell == "baseline" else self.cell, tags={
+                **self.tags, **tracking.owner_tag(), "initbench.pipeline_run": self.parent,
+                tracking.ROLE_TAG: "initializer" if self.cell == "baseline" else "cell",
+                "initbench.cell": self.cell, **({"initbench.label": m.label}
+                                                if self.cell == "baseline" else {})})
+            self.groups[key] = run.info.run_id, exp_id
+            # The initializer as params.yaml names it (the Keras details are on each seed's run).
+            shared = {k: v for k, v in self.member_params(m).items() if self.cell == "baseline"
+                      and k.startswith("initializer.") and not k.startswith("initializer.keras.")
+                      and "seed" not in k}
+            tracking.log_params(run.info.run_id, {**self.base, **shared})
+            self.client.log_inputs(run.info.run_id, datasets=[self.dataset])
+        return self.groups[key]
+
+    def _summarise(self, run_id: str, results: list[dict[str, Any]]) -> None:
+        if not results:
+            return
+        now = int(time.time() * 1000)
+        if self.cell != "baseline":
+            by = {}
+            for r in results:
+                by.setdefault(r["label"], []).append(r)
+            rows = [{"initializer": label, **{k: v for k, v in initializer_summary(ms).items()
+                                              if k != "initializer"}} for label, ms in by.items()]
+            self.client.log_table(run_id, {k: [r[k] for r in rows] for k in rows[0]},
+                                  "comparison.json")
+            return
+        summary = initializer_summary(results)
+        tracking.log_params(run_id, {"seeds": summary.pop("seeds")})
+        metrics = [Metric(k, float(v), now, 0) for k, v in summary.items()
+                   if isinstance(v, int | float) and not isinstance(v, bool)]
+        metrics += [Metric(k, float(v), now, row["epoch"]) for row in mean_curve(results)
+                    for k, v in row.items() if k != "epoch"]
+        tracking.log_metrics(run_id, metrics)
+
     def start(self, stack: Sequence[Any]) -> None:
         for m in stack:
             if self.error:
                 return
             with self._store():
+                group, exp_id = self._group(m)
                 name = f"{self.cell}/{m.label}/s{m.seed_index}"
-                run_id = self.client.create_run(self.exp_id, run_name=name, tags={
-                    **self.tags, **tracking.owner_tag(), "mlflow.parentRunId": self.parent,
-                    tracking.ROLE_TAG: "model", "initbench.cell": self.cell,
-                    "initbench.label": m.label, "initbench.seed_index": str(m.seed_index),
-                }).info.run_id
+                run_id = self.client.create_run(
+                    exp_id, run_name=name, tags={
+                        **self.tags, **tracking.owner_tag(), "mlflow.parentRunId": group,
+                        "initbench.pipeline_run": self.parent, tracking.ROLE_TAG: "model",
+                        "initbench.cell": self.cell, "initbench.label": m.label,
+                        "initbench.seed_index": str(m.seed_index)}).info.run_id
                 self.open[m.label, m.seed_index] = run_id
                 tracking.log_params(run_id, {**self.base, **self.member_params(m)})
                 self.client.log_inputs(run_id, datasets=[self.dataset])
@@ -94,6 +169,7 @@ class ModelRuns:
             if self.save is not None:  # on disk first: a store failure never loses a model
                 record["model_file"] = self.save(m, model)
             self.records.append(record)
+            self.done.setdefault(self._key(m), []).append(r)
             if run_id is not None and not self.error:
                 with self._store():
                     self._log(run_id, r, model if self.save is not None else None, m)

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mlflow.tracking import MlflowClient
 
 from initbench import tracking
 from initbench.config import Params
@@ -21,6 +20,7 @@ from initbench.report.tables import (
     by_label,
     cell_table,
     comparison,
+    comparison_columns,
     init_profile,
     literature_checks,
     load_cells,
@@ -97,10 +97,7 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
         diag_plots.write(cells, tmp / "diagnostics")
         (tmp / "report.md").write_text(_markdown(params, cells, tables, summary))
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-        with tracking.parent_run(params.experiment, root) as (parent, _):
-            client = MlflowClient()
-            client.log_artifacts(parent, str(tmp), "report")
-            client.set_tag(parent, "initbench.report", "report/report.md")
+        tracking.log_report(params.experiment, root, tmp, comparison_columns(cells["baseline"]))
     return summary
 
 

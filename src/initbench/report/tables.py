@@ -38,16 +38,29 @@ def by_label(cell: dict[str, Any], key: str) -> dict[str, list[float]]:
             for label, members in members_by_label(cell["members"]).items()}
 
 
-def comparison(cell: dict[str, Any]) -> list[str]:
-    """The pipeline cell's comparison: one row per initializer, best test accuracy first."""
+def _summaries(cell: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """label -> its initializer summary, best mean test accuracy first."""
     rows = {label: initializer_summary(members)
             for label, members in members_by_label(cell["members"]).items()}
+    return dict(sorted(rows.items(), key=lambda kv: -kv[1]["test_accuracy"]))
+
+
+def comparison_columns(cell: dict[str, Any]) -> dict[str, list[Any]]:
+    """The comparison as columns (an MLflow table): one row per initializer, best first."""
+    rows = _summaries(cell)
+    keys = next(iter(rows.values())).keys()
+    return {"label": list(rows), **{k: [r[k] for r in rows.values()] for k in keys}}
+
+
+def comparison(cell: dict[str, Any]) -> list[str]:
+    """The pipeline cell's comparison: one row per initializer, best test accuracy first."""
+    rows = _summaries(cell)
     seeds = max(r["seeds"] for r in rows.values())
     mean = " (mean over seeds)" if seeds > 1 else ""
     lines = [f"| initializer | test accuracy{mean} | sd (pp) | test loss | best val accuracy "
              "| first epoch val acc >= 97% | diverged |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    for label, r in sorted(rows.items(), key=lambda kv: -kv[1]["test_accuracy"]):
+    for label, r in rows.items():
         name = label if label == r["initializer"] else f"{label} ({r['initializer']})"
         sd = "-" if r["test_accuracy_sd"] is None else f"{100 * r['test_accuracy_sd']:.2f}"
         reached = "not reached" if r["epochs_to_val_97"] is None else f"{r['epochs_to_val_97']:g}"

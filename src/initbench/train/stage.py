@@ -91,14 +91,15 @@ def run_cell(params: Params, cell_name: str, data_npz: Path, out_dir: Path, runs
     with (atomic_output(out_dir, CELL_FILES) as tmp, atomic_output(runs_dir, RUN_FILES) as runs_tmp,
           tracking.parent_run(params.experiment, root) as (parent, exp)):
         runs_tmp.mkdir()
-        tracker = modelruns.ModelRuns(
-            cell.name, base, tracking.provenance_tags(root, stage, data_sha), parent, exp,
-            data["x_val"][:5], dataset,
-            member_params=lambda m: {**initializer_params(m.spec, cell.model, m.init_seed),
-                                     "seed_index": m.seed_index, "init_seed": m.init_seed,
-                                     "data_seed": m.data_seed},
-            save=save_model(cell, runs_tmp) if cell.save_models else None)
-        results, timing = train_cell(cell, members, data, params.study.diagnostics_batch, tracker)
+        with modelruns.ModelRuns(
+                cell.name, base, tracking.provenance_tags(root, stage, data_sha), parent, exp,
+                data["x_val"][:5], dataset,
+                member_params=lambda m: {**initializer_params(m.spec, cell.model, m.init_seed),
+                                         "seed_index": m.seed_index, "init_seed": m.init_seed,
+                                         "data_seed": m.data_seed},
+                save=save_model(cell, runs_tmp) if cell.save_models else None) as tracker:
+            results, timing = train_cell(cell, members, data, params.study.diagnostics_batch,
+                                         tracker)
         out = {"cell": cell.name, "activation": cell.model.activation,
                "depth": len(cell.model.hidden) if cell.name != "baseline" else None,
                "config": base, "members": results}
