@@ -10,7 +10,7 @@ from pathlib import PurePosixPath
 import pytest
 import yaml
 
-from initbench.paths import CURVES_DIR, METRICS_DIR, Paths, cell_from_stage
+from initbench.paths import CURVES_DIR, METRICS_DIR, REPORT_FILES, Paths, cell_from_stage
 from initbench.report import diag_plots
 from initbench.results import CURVE_KEYS, STATS
 
@@ -140,6 +140,14 @@ def test_the_pipeline_cell_is_declared_as_metrics_and_plots():
     declared = {k: v for item in dvc()["plots"] if isinstance(item, dict) for k, v in item.items()}
     curves = declared[f"{baseline}/{CURVES_DIR}"]
     assert curves["x"] == "epoch" and curves["y"] in CURVE_KEYS
+    # The git-tracked copies a fresh clone shows (reports/ is not cached), written by the report.
+    reports = Paths(ROOT).reports.relative_to(ROOT).as_posix()
+    assert f"{reports}/metrics.json" in dvc()["metrics"]
+    assert {"metrics.json", "curves.csv", "confusion.csv"} <= set(REPORT_FILES)
+    overlay = declared[f"{reports}/curves.csv"]
+    assert overlay["template"] == "curves_by_initializer" and overlay["y"] in CURVE_KEYS
+    assert (ROOT / ".dvc/plots/curves_by_initializer.json").is_file()
+    assert declared[f"{reports}/confusion.csv"]["template"] == "confusion"
 
 
 def test_dvc_yaml_declares_every_diagnostic_as_plots_with_an_existing_template():

@@ -12,6 +12,8 @@ import csv
 import hashlib
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,10 +142,16 @@ def test_every_model_trained_once_with_its_own_run(project, client):
     assert "[Report](#/experiments/" in parent.data.tags["mlflow.note.content"]
 
 
-def test_logged_model_has_a_signature_and_loads(project, client):
+def test_logged_model_loads_where_initbench_is_not_installed(project, client):
+    """The MLflow model (Keras flavor, signature, input example, named for its initializer and
+    seed) loads with mlflow.pyfunc and mlflow.keras in a process where `import initbench` fails,
+    and predicts what the stage's own .keras file predicts."""
+    import keras
     import mlflow
+    import numpy as np
 
-    member = next(m for m in members(project[0]) if m["label"] == "he_normal")
+    root = project[0]
+    member = next(m for m in members(root) if m["label"] == "he_normal")
     run = client.get_run(member["run_id"])
     mlflow.set_tracking_uri(client.tracking_uri)
     try:
@@ -151,11 +159,31 @@ def test_logged_model_has_a_signature_and_loads(project, client):
             experiment_ids=[run.info.experiment_id],
             filter_string=f"source_run_id = '{member['run_id']}'", output_format="list")
         info = mlflow.models.get_model_info(f"models:/{model.model_id}")
-        assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 28, 28]
-        loaded = mlflow.tensorflow.load_model(f"models:/{model.model_id}")
-        assert loaded.count_params() == 101_770
     finally:
         mlflow.set_tracking_uri(None)
+    assert model.name == f"he_normal-s{member['seed_index']}" and "keras" in info.flavors
+    assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 28, 28]
+    assert info.saved_input_example_info is not None
+    code = f"""
+import json, sys
+sys.modules["initbench"] = None  # import initbench now fails
+import mlflow, numpy as np
+mlflow.set_tracking_uri({client.tracking_uri!r})
+uri = "models:/{model.model_id}"
+x = np.load({str(root / "data/processed/mnist.npz")!r})["x_test"][:200]
+pyfunc = np.asarray(mlflow.pyfunc.load_model(uri).predict(x))
+native = mlflow.keras.load_model(uri).predict(x, verbose=0)
+print(json.dumps({{"pyfunc": pyfunc.tolist(), "keras": native.tolist()}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=root, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    x = np.load(root / "data/processed/mnist.npz")["x_test"][:200]
+    saved = keras.models.load_model(root / "data/runs/baseline" / member["model_file"])
+    expected = saved.predict(x, verbose=0)
+    np.testing.assert_allclose(out["pyfunc"], expected, atol=1e-5)
+    np.testing.assert_allclose(out["keras"], expected, atol=1e-5)
 
 
 def test_saved_models_reload_and_reproduce_the_test_accuracy(project):
@@ -200,6 +228,62 @@ def test_report_holds_the_comparison_and_the_study(project):
         assert {r["seeds"] for r in rows} == {"2"}
     summary = json.loads((root / "reports/summary.json").read_text())
     assert set(summary) == {"baseline"} | {f"depth-{c}" for c in CELLS}
+
+
+def test_log_replays_the_outputs_into_a_new_store_without_training(project, env, tmp_path):
+    """A new tracking store: `dvc repro` has nothing to do (MLflow is no dependency), and
+    `initbench log` logs every cell's models, the pipeline's .keras files and the report."""
+    root = project[0]
+    fresh = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'new.db'}"}
+    assert "up to date" in run(["dvc", "status"], root, fresh).stdout
+    proc = run(["initbench", "log"], root, fresh)
+    assert "baseline (6 models)" in proc.stdout and "depth-5-tanh (10 models)" in proc.stdout
+    assert "Traceback" not in proc.stderr and "absl::InitializeLog" not in proc.stderr
+    new = MlflowClient(tracking_uri=fresh["MLFLOW_TRACKING_URI"])
+    models = runs(new, "model")
+    assert len(models) == len(LABELS) * SEEDS + len(CELLS) * 5 * 2
+    assert {r.data.tags["initbench.replayed"] for r in models} == {"true"}
+    by_key = {(r.data.tags["initbench.label"], int(r.data.tags["initbench.seed_index"])): r
+              for r in models if r.data.tags["initbench.cell"] == "baseline"}
+    for m in members(root):
+        assert by_key[m["label"], m["seed_index"]].data.metrics["test_accuracy"] == pytest.approx(
+            m["test_accuracy"])
+    exp = new.get_experiment_by_name("initbench").experiment_id
+    import mlflow
+
+    mlflow.set_tracking_uri(fresh["MLFLOW_TRACKING_URI"])
+    try:
+        assert len(mlflow.search_logged_models([exp], output_format="list")) == len(LABELS) * SEEDS
+    finally:
+        mlflow.set_tracking_uri(None)
+    (parent,) = runs(new, "pipeline")
+    assert "report" in {a.path for a in new.list_artifacts(parent.info.run_id)}
+    assert "up to date" in run(["dvc", "status"], root, env).stdout  # nothing was touched
+
+
+def test_a_fresh_clone_shows_the_committed_results(project, env, tmp_path):
+    """No DVC remote, no cache: the git-tracked summaries in reports/ are what a teammate sees."""
+    root = project[0]
+    for cmd in (["add", "-A"], ["commit", "-qm", "results"]):
+        subprocess.run(["git", *cmd], cwd=root, check=True)
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+    committed = json.loads((root / "reports/metrics.json").read_text())
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], clone, env, check=False).stdout)
+    files = next(iter(shown.values()))["data"]
+    shown_metrics = files["reports/metrics.json"]["data"]
+    assert {label: {k: v for k, v in m.items() if v is not None}  # (DVC drops nulls)
+            for label, m in shown_metrics.items()} == {
+        label: {k: v for k, v in m.items() if v is not None} for label, m in committed.items()}
+    table = run(["dvc", "exp", "show", "--csv"], clone, env).stdout.splitlines()
+    header = table[0].split(",")
+    head = next(line.split(",") for line in table[1:] if ",workspace," not in line)
+    for label in LABELS:
+        value = head[header.index(f"{label}.test_accuracy")]
+        assert float(value) == pytest.approx(committed[label]["test_accuracy"])
+    plots = run(["dvc", "plots", "show", "--json", "reports/curves.csv", "reports/confusion.csv"],
+                clone, env).stdout
+    assert "reports/curves.csv" in plots and "reports/confusion.csv" in plots
 
 
 def test_second_repro_runs_nothing(project, env):

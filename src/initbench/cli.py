@@ -83,6 +83,23 @@ def cmd_report(args: argparse.Namespace, paths: Paths) -> None:
           f"{mlflow.get_tracking_uri()}` (experiment {params.experiment!r})")
 
 
+def cmd_log(args: argparse.Namespace, paths: Paths) -> None:
+    params = _params(args)
+    for cell in args.cell:
+        params.cell(cell)  # an unknown cell fails before TensorFlow loads
+    from initbench import process
+
+    with process.native_startup_silenced():
+        import keras  # noqa: F401 - TensorFlow's start-up notices go here
+
+        from initbench.replay import replay
+    logged = replay(params, paths, args.cell or None)
+    import mlflow
+
+    print(f"logged into {mlflow.get_tracking_uri()}: "
+          + ", ".join(f"{cell} ({n} models)" for cell, n in logged.items()))
+
+
 def cmd_profile(args: argparse.Namespace, paths: Paths) -> None:
     from initbench.profiles import apply_profile
 
@@ -149,6 +166,10 @@ def parser() -> argparse.ArgumentParser:
     s = stage("report", cmd_report, "statistics, comparison, figures and reports/report.md")
     s.add_argument("--cells", help="directory of the trained cells (default: data/train)")
     s.add_argument("--out", help="output directory (default: reports)")
+    s = stage("log", cmd_log, "replay the workspace's outputs into the current MLflow store "
+              "(no training)")
+    s.add_argument("--cell", action="append", default=[], help="a cell to log (default: every "
+                   "trained cell); repeat for several")
     s = stage("profile", cmd_profile, "overlay a profile (profiles/<name>.yaml) onto params.yaml")
     s.add_argument("name", help="e.g. quick")
     s = stage("pipeline", cmd_pipeline, "run `dvc repro` (used by MLproject's entry points)")
@@ -160,7 +181,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-STAGES = ("download", "normalize", "train", "report")
+STAGES = ("download", "normalize", "train", "report", "log")
 # Failures a user can cause (bad params or data, a full disk, a store that is down): one line.
 EXPECTED = (config.ConfigError, ValueError, RuntimeError, OSError, EOFError, zlib.error,
             zipfile.BadZipFile)

@@ -22,6 +22,8 @@ it is printed once and kept in :attr:`ModelRuns.error`.
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 import time
 import warnings
@@ -38,6 +40,50 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from initbench import process, tracking
 from initbench.results import epochs_to_reach, initializer_summary, mean_curve
+
+
+def portable_copy(model: Any) -> Any:
+    """The same network and weights, with every initializer replaced by Keras' ``Zeros``: an
+    initializer only matters before training, and a model that names none of initbench's custom
+    initializers loads anywhere (``mlflow.keras.load_model``, ``mlflow.pyfunc.load_model``)
+    without initbench installed."""
+    import keras
+
+    config = model.get_config()
+    zeros = keras.initializers.serialize(keras.initializers.Zeros())
+    for layer in config["layers"]:
+        for key in ("kernel_initializer", "bias_initializer"):
+            if key in layer["config"]:
+                layer["config"][key] = zeros
+    copy = keras.Model.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+@contextmanager
+def _example_directory_created() -> Iterator[None]:
+    """Work around mlflow/mlflow#16183 (open): ``mlflow.keras.log_model`` writes the input
+    example before it creates the model's directory. Create it first, as the proposed fix does."""
+    import keras
+    from mlflow.keras import save
+
+    original = save._save_example
+
+    def save_example(model: Any, example: Any, path: str, *args: Any, **kwargs: Any) -> Any:
+        os.makedirs(path, exist_ok=True)
+        return original(model, example, path, *args, **kwargs)
+
+    save._save_example = save_example
+    # MLflow checks the example with model.predict: no progress bar, no retracing warnings.
+    tf_logger, level = logging.getLogger("tensorflow"), logging.getLogger("tensorflow").level
+    tf_logger.setLevel(logging.ERROR)
+    keras.utils.disable_interactive_logging()
+    try:
+        yield
+    finally:
+        save._save_example = original
+        tf_logger.setLevel(level)
+        keras.utils.enable_interactive_logging()
 
 
 def dataset_input(x: np.ndarray, y: np.ndarray, source: Path, name: str, sha: str) -> DatasetInput:
@@ -198,11 +244,13 @@ class ModelRuns:
         import keras
         import tensorflow as tf
 
+        portable = portable_copy(model)
         if self.signature is None:
-            self.signature = mlflow.models.infer_signature(self.sample, model(self.sample).numpy())
-        with mlflow.start_run(run_id=run_id):
-            mlflow.tensorflow.log_model(
-                model, name=f"{m.label}-s{m.seed_index}", signature=self.signature,
+            self.signature = mlflow.models.infer_signature(self.sample, portable(self.sample).numpy())
+        with mlflow.start_run(run_id=run_id), _example_directory_created():
+            mlflow.keras.log_model(
+                portable, name=f"{m.label}-s{m.seed_index}", signature=self.signature,
+                input_example=self.sample,
                 pip_requirements=[f"tensorflow-cpu=={tf.__version__}", f"keras=={keras.__version__}"])
 
     def fail(self, stack: Sequence[Any]) -> None:

@@ -33,7 +33,8 @@ RUNS_FILE = "runs.json"  # each model's MLflow run id and .keras file; wall time
 MODELS_DIR = "models"  # models/<label>/s<seed index>.keras: one ordinary Keras model per seed
 RUN_FILES = (RUNS_FILE, MODELS_DIR)
 # Inside reports/ (written by the report stage):
-REPORT_FILES = ("report.md", "summary.json", "figures", "diagnostics")
+REPORT_FILES = ("report.md", "summary.json", "figures", "diagnostics", "metrics.json", "curves.csv",
+                "confusion.csv")
 
 
 class ProjectRootNotFoundError(RuntimeError):

@@ -13,7 +13,7 @@ import numpy as np
 from initbench import tracking
 from initbench.config import Params
 from initbench.paths import REPORT_FILES, atomic_output, cell_name, check_output
-from initbench.report import diag_plots, figures
+from initbench.report import diag_plots, figures, tracked
 from initbench.report.stats import t_interval
 from initbench.report.tables import (
     CLAIMS,
@@ -95,6 +95,7 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
                               "||dL/dW||", "Kernel gradient norm per layer at initialization",
                               fig_dir / "gradient_norm_at_init.png")
         diag_plots.write(cells, tmp / "diagnostics")
+        tracked.write(cells["baseline"], tmp)
         (tmp / "report.md").write_text(_markdown(params, cells, tables, summary))
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         tracking.log_report(params.experiment, root, tmp, comparison_columns(cells["baseline"]))

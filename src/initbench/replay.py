@@ -1,0 +1,84 @@
+"""``initbench log``: replay the workspace's DVC outputs into the current MLflow store.
+
+MLflow is a tracker, not a DVC dependency: pointing ``MLFLOW_TRACKING_URI`` at a new server, or
+restoring outputs from DVC's cache, runs no stage and so logs nothing. This command logs what the
+outputs hold -- every cell's models (``data/train/<cell>/results.json``: curves, test metrics,
+diagnostics), the pipeline cell's ``.keras`` files (``data/runs/<cell>/``) and the report
+(``reports/``) -- through the same :class:`initbench.modelruns.ModelRuns` the train stage uses, so
+the runs look exactly like the stage's (tagged ``initbench.replayed``). Nothing is retrained.
+"""
+
+from __future__ import annotations
+
+import json
+
+from initbench import modelruns, tracking
+from initbench.config import Params
+from initbench.paths import RUNS_FILE, Paths, sha256_file
+from initbench.report.tables import comparison_columns
+from initbench.results import read_cell
+
+
+def replay(params: Params, paths: Paths, cells: list[str] | None = None) -> dict[str, int]:
+    """Log the given cells (default: every cell of params.yaml that has outputs); return the
+    number of model runs logged per cell."""
+    import keras
+    import numpy as np
+
+    from initbench.data import processed
+    from initbench.train.cell import plan
+    from initbench.train.model import initializer_params
+    from initbench.train.stage import cell_params
+
+    names = cells or [c for c in params.cells() if (paths.cell_dir(c) / "results.json").is_file()]
+    if not names:
+        raise FileNotFoundError(f"no trained cell in {paths.cells}: run `dvc repro` (or `dvc "
+                                "pull`/`dvc checkout`) first")
+    tracking.use_project_store()
+    npz = paths.processed(params.data.dataset)
+    data = processed.load(npz)
+    data_sha = sha256_file(npz)
+    logged = {}
+    with tracking.parent_run(params.experiment, paths.root) as (parent, exp):
+        for name in names:
+            cell = params.cell(name)
+            results = read_cell(paths.cell_dir(name))
+            runs_file = paths.runs_dir(name) / RUNS_FILE
+            files = ({(r["label"], r["seed_index"]): r.get("model_file")
+                      for r in json.loads(runs_file.read_text())["runs"]}
+                     if runs_file.is_file() else {})
+            by_key = {(r["label"], r["seed_index"]): r for r in results["members"]}
+            stage = "train" if name == "baseline" else f"train_depth@{name.removeprefix('depth-')}"
+            tags = {**tracking.provenance_tags(paths.root, stage, data_sha),
+                    "initbench.replayed": "true"}
+            x_train, y_train = processed.stratified_subset(
+                data["x_train"], data["y_train"], cell.train_limit, params.data.split_seed)
+            dataset = modelruns.dataset_input(x_train, y_train, npz,
+                                              f"{params.data.dataset}-train", data_sha)
+            base = cell_params(params, cell, len(y_train))
+            has_models = any(files.values())
+            with modelruns.ModelRuns(
+                    name, base, tags, parent, exp, np.asarray(data["x_val"][:5]), dataset,
+                    member_params=lambda m, cell=cell: {
+                        **initializer_params(m.spec, cell.model, m.init_seed),
+                        "seed_index": m.seed_index, "init_seed": m.init_seed,
+                        "data_seed": m.data_seed},
+                    # The models exist: "saving" one names its file, and the tracker logs it.
+                    save=(lambda m, _model, files=files: files[m.label, m.seed_index])
+                    if has_models else None,
+            ) as runs:
+                for m in plan(cell, params.train.seed, params.study.vary_data_order):
+                    r = by_key[m.label, m.seed_index]
+                    runs.start([m])
+                    for row in r["history"]:
+                        runs.epoch([m], row["epoch"], [row])
+                    model = (keras.models.load_model(paths.runs_dir(name) / files[m.label, m.seed_index])
+                             if has_models else None)
+                    runs.finish([m], [r], [model])
+            if runs.error:
+                raise tracking.TrackingError(f"logging {name} failed: {runs.error}")
+            logged[name] = len(runs.records)
+        if (paths.reports / "report.md").is_file() and "baseline" in names:
+            tracking.log_report(params.experiment, paths.root, paths.reports,
+                                comparison_columns(read_cell(paths.cell_dir("baseline"))))
+    return logged
