@@ -7,9 +7,14 @@ import copy
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -123,3 +128,26 @@ def client(project):
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=f"sqlite:///{project[0] / 'mlflow.db'}")
+
+
+@contextmanager
+def mlflow_server(args: list[str], env: dict) -> Iterator[str]:
+    """``mlflow <args>`` (``server`` or ``ui``) on a free loopback port, answering ``/health``;
+    yields its URL, then kills it and its workers."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", *args, "--host", "127.0.0.1", "--port", str(port)],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, f"no mlflow {args[0]}"
+                time.sleep(1)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()

@@ -6,18 +6,16 @@ and an experiment in a throwaway DVC workspace. Nothing may be lost, half-writte
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
-from .conftest import copy_project, edit_params, free_port, run
+from .conftest import copy_project, edit_params, mlflow_server, run
 
 pytestmark = pytest.mark.e2e
 
@@ -98,27 +96,13 @@ def test_killing_dvc_stops_its_stage(root, env):
 def test_a_store_that_dies_mid_training_costs_the_record_not_the_results(root, env, tmp_path):
     """The tracking server goes down after the first epoch: training goes on, both output
     directories are written, the failure is one warning line and runs.json records it."""
-    port = free_port()
-    server = subprocess.Popen(
-        ["mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "artifacts")],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "no mlflow server"
-                time.sleep(1)
-        uri = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}",
-               "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    server = mlflow_server(["server", "--workers", "1", "--backend-store-uri",
+                            f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
+                            str(tmp_path / "artifacts")], env)
+    with server as url:
+        uri = {"MLFLOW_TRACKING_URI": url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
         proc = start_and_wait_for_training(["initbench", "train"], root, {**env, **uri})
-    finally:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
+    # (the server is gone now, a few seconds into the second epoch)
     rest = proc.communicate(timeout=600)[0]
     assert proc.returncode == 0, rest[-3000:]
     assert rest.count("warning: MLflow logging stopped") == 1 and "Traceback" not in rest

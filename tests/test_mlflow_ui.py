@@ -11,16 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, free_port
+from .conftest import ROOT, mlflow_server
 
 pytestmark = pytest.mark.e2e
 LABELS = ("he_normal", "gaussian", "glorot_uniform")
@@ -31,24 +26,9 @@ CHROMIUM = os.environ.get("INITBENCH_CHROMIUM") or shutil.which("chromium") or "
 
 @pytest.fixture(scope="module")
 def ui(project, env):
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{project[0] / 'mlflow.db'}"],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "mlflow ui did not start"
-                time.sleep(1)
+    with mlflow_server(["ui", "--backend-store-uri", f"sqlite:///{project[0] / 'mlflow.db'}"],
+                       env) as url:
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
 
 
 @pytest.fixture(scope="module")
