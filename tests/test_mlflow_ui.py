@@ -33,7 +33,7 @@ def ui(project, env):
 
 @pytest.fixture(scope="module")
 def page(ui):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     assert Path(CHROMIUM).is_file(), f"no Chromium at {CHROMIUM}: apt-get install chromium"
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -41,6 +41,7 @@ def page(ui):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.set_default_timeout(60_000)
+        expect.set_options(timeout=60_000)  # charts render late on a loaded 2-core machine
         yield page
         browser.close()
 
