@@ -137,9 +137,11 @@ def test_a_temp_experiment_logs_to_the_projects_store(root, env):
     edit_params(root, lambda p: p["train"].update(epochs=1))
     subprocess.run(["git", "commit", "-qam", "one epoch"], cwd=root, check=True)
     before = len(statuses(root))
-    run(["dvc", "exp", "run", "--temp", "-S", "study.seeds=1"], root, env)
+    run(["dvc", "exp", "run", "--temp", "-n", "one-seed", "-S", "study.seeds=1"], root, env)
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     exp = client.get_experiment_by_name("initbench")
+    # The DVC experiment's name names the execution's pipeline run.
+    assert client.search_runs([exp.experiment_id], "attributes.run_name = 'one-seed'")
     runs = client.search_runs([exp.experiment_id], "tags.`initbench.role` = 'model'",
                               order_by=["attributes.start_time DESC"], max_results=3)
     assert len(statuses(root)) >= before + 3

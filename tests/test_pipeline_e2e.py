@@ -344,6 +344,38 @@ def test_changing_one_initializer_reruns_only_the_pipeline_cell(project, env, cl
     assert client.get_run(original[0]).data.tags["initbench.label"] == "gaussian"
 
 
+def test_the_best_model_is_registered_when_asked(project, env, client):
+    """registered_model is an MLflow setting, no DVC dependency: setting it reruns nothing; the
+    report then registers the best initializer's best seed with the alias "best"."""
+    root = project[0]
+    path = root / "params.yaml"
+    text = path.read_text()
+    edit_params(root, lambda p: p.update(registered_model="initbench-best"))
+    try:
+        assert ran_stages(run(["dvc", "repro"], root, env)) == set()
+        proc = run(["dvc", "repro", "--force", "-s", "report"], root, env)
+    finally:
+        path.write_text(text)
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    best = max(metrics, key=lambda label: metrics[label]["test_accuracy"])
+    assert f"registered {best} as initbench-best version 1 (alias best)" in proc.stdout
+    version = client.get_model_version_by_alias("initbench-best", "best")
+    assert version.tags["initbench.label"] == best
+    seeds = [m for m in members(root) if m["label"] == best]
+    assert float(version.tags["test_accuracy"]) == pytest.approx(max(m["test_accuracy"] for m in seeds))
+
+
+def test_make_quick_leaves_params_alone_and_logs_into_the_projects_store(tmp_path, env):
+    root = copy_project(tmp_path, env)
+    venv = Path(sys.executable).parent.parent  # the suite's own environment: nothing to install
+    proc = run(["make", "quick", f"VENV={venv}"], root, env)
+    assert "report: .quick/reports/report.md" in proc.stdout
+    assert (root / ".quick/reports/report.md").is_file()
+    assert subprocess.run(["git", "diff", "--quiet"], cwd=root).returncode == 0  # untouched
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    assert len(runs(client, "model")) == len(LABELS) * SEEDS + len(CELLS) * 5 * 2
+
+
 def test_invalid_params_fail_before_any_work(tmp_path, env):
     def bad(params):
         params["train"]["epochs"] = 0

@@ -119,6 +119,15 @@ def test_values_that_would_fail_later_are_rejected_up_front(case, default_raw_pa
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("value", ["a/b", "", " x", 3, "x" * 129])
+def test_a_bad_registered_model_name_is_rejected(value, default_raw_params):
+    raw = {**copy.deepcopy(default_raw_params), "registered_model": value}
+    with pytest.raises(config.ConfigError, match=r"registered_model: got .*; allowed: null"):
+        config.from_dict(raw)
+    assert config.from_dict({**raw, "registered_model": "initbench-best"}).registered_model == (
+        "initbench-best")
+
+
 def test_params_are_read_as_dvc_reads_them(tmp_path):
     text = (ROOT / "params.yaml").read_text()
     dup = tmp_path / "dup.yaml"

@@ -239,6 +239,7 @@ class Params:
     train: TrainConfig
     initializers: Mapping[str, InitializerSpec]
     study: StudyConfig
+    registered_model: str | None = None  # MLflow model registry name for the best model; None: off
 
     def cells(self) -> dict[str, CellConfig]:
         """Every cell of these params, by name: ``baseline`` first, then the depth cells."""
@@ -328,14 +329,19 @@ def from_dict(raw: Any) -> Params:
     if not isinstance(raw, Mapping):
         _fail("<top level>", raw, "a mapping")
     top = ("experiment", "data", "model", "train", "initializers", "study")
-    unknown = sorted(set(raw) - set(top))
+    unknown = sorted(set(raw) - {*top, "registered_model"})
     if unknown:
-        _unknown("", unknown[0], top)
+        _unknown("", unknown[0], (*top, "registered_model"))
     for key in top:
         if key not in raw:
             raise ConfigError(f"params: {key}: missing (required key)")
     if not isinstance(raw["experiment"], str) or not raw["experiment"].strip():
         _fail("experiment", raw["experiment"], "a non-empty MLflow experiment name")
+    registered = raw.get("registered_model")
+    if registered is not None and not (isinstance(registered, str)
+                                       and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", registered)):
+        _fail("registered_model", registered, "null (off) or a model registry name: letters, "
+              "digits, '.', '_', '-', at most 128 characters")
     model = _section(ModelConfig, raw["model"], "model")
     study = raw["study"] if isinstance(raw["study"], Mapping) else _fail("study", raw["study"], "a mapping")
     depth = study.get("depth")
@@ -345,6 +351,7 @@ def from_dict(raw: Any) -> Params:
     activations = activations if isinstance(activations, list) else []
     return Params(
         experiment=raw["experiment"],
+        registered_model=registered,
         data=_section(DataConfig, raw["data"], "data"),
         model=model,
         train=_section(TrainConfig, raw["train"], "train"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from initbench import modelruns, tracking
+from initbench import modelruns, publish, tracking
 from initbench.config import Params
 from initbench.paths import RUNS_FILE, Paths, sha256_file
 from initbench.report.tables import comparison_columns
@@ -79,6 +79,6 @@ def replay(params: Params, paths: Paths, cells: list[str] | None = None) -> dict
                 raise tracking.TrackingError(f"logging {name} failed: {runs.error}")
             logged[name] = len(runs.records)
         if (paths.reports / "report.md").is_file() and "baseline" in names:
-            tracking.log_report(params.experiment, paths.root, paths.reports,
+            publish.log_report(params.experiment, paths.root, paths.reports,
                                 comparison_columns(read_cell(paths.cell_dir("baseline"))))
     return logged

@@ -245,24 +245,3 @@ def log_metrics(run_id: str, metrics: list[Metric]) -> None:
 @process.shielded()
 def log_params(run_id: str, params: dict[str, object]) -> None:
     MlflowClient().log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
-
-
-def log_report(experiment: str, root: Path, report_dir: Path, table: dict[str, list]) -> None:
-    """Attach the report to the execution's pipeline run: ``report/`` (report.md, figures, ...),
-    the comparison as an MLflow table (``comparison.json``), and a description that links both."""
-    with parent_run(experiment, root) as (parent, exp_id), process.shielded():
-        client = MlflowClient()
-        client.log_artifacts(parent, str(report_dir), "report")
-        client.log_table(parent, table, "comparison.json")
-        client.set_tag(parent, "initbench.report", "report/report.md")
-        link = f"#/experiments/{exp_id}/runs/{parent}/artifacts"
-        best = ", ".join(f"{label} {100 * acc:.2f}%" for label, acc in
-                         zip(table["label"][:3], table["test_accuracy"][:3], strict=False))
-        client.set_tag(parent, "mlflow.note.content", (
-            f"initbench pipeline execution at commit `{git_commit(root)}`.\n\n"
-            f"- [Report]({link}): `report/report.md` with its figures (also `reports/report.md` "
-            "in the repository at that commit)\n"
-            f"- [Comparison table]({link}): `comparison.json`, one row per initializer; best "
-            f"mean test accuracy: {best}\n"
-            f"- Initializer runs: `baseline/<label>` in this experiment (seeds as child runs); "
-            f"depth study: experiment `{experiment}-depth`"))

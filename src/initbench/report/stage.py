@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from initbench import tracking
+from initbench import publish, tracking
 from initbench.config import Params
 from initbench.paths import REPORT_FILES, atomic_output, cell_name, check_output
 from initbench.report import diag_plots, figures, tracked
@@ -98,7 +98,8 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
         tracked.write(cells["baseline"], tmp)
         (tmp / "report.md").write_text(_markdown(params, cells, tables, summary))
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-        tracking.log_report(params.experiment, root, tmp, comparison_columns(cells["baseline"]))
+        publish.log_report(params.experiment, root, tmp, comparison_columns(cells["baseline"]),
+                           params.registered_model, params.study.seeds)
     return summary
 
 
