@@ -286,6 +286,24 @@ def test_a_fresh_clone_shows_the_committed_results(project, env, tmp_path):
     assert "reports/curves.csv" in plots and "reports/confusion.csv" in plots
 
 
+def test_push_then_pull_in_a_fresh_clone_reruns_nothing(project, env):
+    """The default remote (.dvc/config: a directory beside the project): `dvc push` here, then in
+    a fresh clone beside it `dvc pull` restores every output and `dvc repro` has nothing to do."""
+    root = project[0]
+    run(["dvc", "push"], root, env)
+    assert (root.parent / "initbench-dvc-store").is_dir()
+    for cmd in (["add", "-A"], ["commit", "-qm", "pushed", "--allow-empty"]):
+        subprocess.run(["git", *cmd], cwd=root, check=True)
+    clone = root.parent / "teammate"
+    subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+    run(["dvc", "pull"], clone, env)
+    assert (clone / "data/runs/baseline/models/he_normal/s0.keras").is_file()
+    again = run(["dvc", "repro"], clone, env)
+    assert ran_stages(again) == set() and "up to date" in again.stdout
+    assert (clone / "data/train/baseline/results.json").read_bytes() == (
+        root / "data/train/baseline/results.json").read_bytes()
+
+
 def test_second_repro_runs_nothing(project, env):
     second = run(["dvc", "repro"], project[0], env)
     assert ran_stages(second) == set()
