@@ -39,6 +39,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from initbench import process, tracking
+from initbench.report.tables import comparison_columns
 from initbench.results import epochs_to_reach, initializer_summary, mean_curve
 
 
@@ -167,13 +168,8 @@ class ModelRuns:
         if not results:
             return
         now = int(time.time() * 1000)
-        if self.cell != "baseline":
-            by = {}
-            for r in results:
-                by.setdefault(r["label"], []).append(r)
-            rows = [{"initializer": label, **{k: v for k, v in initializer_summary(ms).items()
-                                              if k != "initializer"}} for label, ms in by.items()]
-            self.client.log_table(run_id, {k: [r[k] for r in rows] for k in rows[0]},
+        if self.cell != "baseline":  # the same table as the report's comparison
+            self.client.log_table(run_id, comparison_columns({"members": results}),
                                   "comparison.json")
             return
         summary = initializer_summary(results)
