@@ -14,6 +14,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -112,6 +113,11 @@ def cmd_pipeline(args: argparse.Namespace, paths: Paths) -> None:
     created (if any) as the pipeline's parent run."""
     _params(args)  # validates params.yaml with the overrides before DVC starts anything
     env = dict(os.environ)
+    if (paths.root / "src" / "initbench").is_dir():
+        # Every stage runs this checkout's code, even where `initbench` is an older installed copy
+        # (an environment `mlflow run` reuses, a Docker image built from an earlier commit).
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(paths.root / "src"),
+                                                          env.get("PYTHONPATH")]))
     if "MLFLOW_RUN_ID" in env:
         env["INITBENCH_PARENT_RUN_ID"] = env.pop("MLFLOW_RUN_ID")
     overrides = [o for o in args.set if not o.endswith("=")]
@@ -120,6 +126,20 @@ def cmd_pipeline(args: argparse.Namespace, paths: Paths) -> None:
     else:
         command = ["dvc", "repro"]
     sys.exit(subprocess.call([*command, *args.dvc_args], cwd=paths.root, env=env))
+
+
+def cmd_sweep(args: argparse.Namespace, paths: Paths) -> None:
+    """Queue every combination of the --set values (DVC's grid) and run them --jobs at a time,
+    all under one MLflow run (:mod:`initbench.sweep`)."""
+    from initbench.sweep import run_sweep
+
+    if args.jobs < 1:
+        raise ValueError(f"--jobs is {args.jobs}; expected an integer >= 1")
+    if not args.set:
+        raise ValueError("nothing to sweep; give --set key=value[,value...] at least once")
+    name = args.name or "sweep " + time.strftime("%Y-%m-%d %H:%M:%S")
+    if run_sweep(paths.root, Path(args.params), args.set, args.jobs, name) != "FINISHED":
+        sys.exit(1)
 
 
 def cmd_initializers(args: argparse.Namespace, paths: Paths | None) -> None:
@@ -172,6 +192,10 @@ def parser() -> argparse.ArgumentParser:
                    "trained cell); repeat for several")
     s = stage("profile", cmd_profile, "overlay a profile (profiles/<name>.yaml) onto params.yaml")
     s.add_argument("name", help="e.g. quick")
+    s = stage("sweep", cmd_sweep, "run a grid of --set values in parallel (dvc queue), under one "
+              "MLflow run; e.g. --set train.learning_rate=0.001,0.01 --jobs 2")
+    s.add_argument("--jobs", type=int, default=2, help="experiments at a time (default 2)")
+    s.add_argument("--name", help="the sweep's MLflow run name (default: sweep <date time>)")
     s = stage("pipeline", cmd_pipeline, "run `dvc repro` (used by MLproject's entry points)")
     s.add_argument("dvc_args", nargs=argparse.REMAINDER, help="passed on to dvc (e.g. stage names)")
     s = sub.add_parser("initializers", help="list the registered initializers")

@@ -69,6 +69,11 @@ def cell_from_stage(name: str) -> str:
     return "depth-" + name.removeprefix("train_depth@") if name.startswith("train_depth@") else name
 
 
+def stage_of_cell(cell: str) -> str:
+    """The DVC stage that trains ``cell``: the inverse of :func:`cell_from_stage`."""
+    return "train" if cell == "baseline" else "train_depth@" + cell.removeprefix("depth-")
+
+
 @dataclass(frozen=True)
 class Paths:
     """The project's layout; mirrors the ``deps``/``outs`` of dvc.yaml."""

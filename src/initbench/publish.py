@@ -8,13 +8,14 @@ Not a DVC dependency (MLflow is a tracker): changing this never reruns a stage.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
 from initbench import process
-from initbench.tracking import ROLE_TAG, TrackingError, git_commit, parent_run
+from initbench.tracking import ROLE_TAG, SWEEP_ROLE, TrackingError, git_commit, parent_run
 
 
 def register_best(exp_id: str, label: str, seeds: int, name: str) -> str:
@@ -40,6 +41,23 @@ def register_best(exp_id: str, label: str, seeds: int, name: str) -> str:
     return str(version)
 
 
+def _describe(client: MlflowClient, parent: str, exp_id: str, root: Path, table: dict[str, list],
+              experiment: str) -> None:
+    """The pipeline run's description (``mlflow.note.content``), linking its report and table."""
+    client.set_tag(parent, "initbench.report", "report/report.md")
+    link = f"#/experiments/{exp_id}/runs/{parent}/artifacts"
+    best = ", ".join(f"{label} {100 * acc:.2f}%" for label, acc in
+                     zip(table["label"][:3], table["test_accuracy"][:3], strict=False))
+    client.set_tag(parent, "mlflow.note.content", (
+        f"initbench pipeline execution at commit `{git_commit(root)}`.\n\n"
+        f"- [Report]({link}): `report/report.md` with its figures (also `reports/report.md` "
+        "in the repository at that commit)\n"
+        f"- [Comparison table]({link}): `comparison.json`, one row per initializer; best "
+        f"mean test accuracy: {best}\n"
+        f"- Initializer runs: `baseline/<label>` in this experiment (seeds as child runs); "
+        f"depth study: experiment `{experiment}-depth`"))
+
+
 def log_report(experiment: str, root: Path, report_dir: Path, table: dict[str, list],
                registered_model: str | None = None, seeds: int = 1) -> None:
     """Attach the report to the execution's pipeline run: ``report/`` (report.md, figures, ...),
@@ -47,20 +65,13 @@ def log_report(experiment: str, root: Path, report_dir: Path, table: dict[str, l
     with ``registered_model``, register the best initializer's best model (alias ``best``)."""
     with parent_run(experiment, root) as (parent, exp_id), process.shielded():
         client = MlflowClient()
-        client.log_artifacts(parent, str(report_dir), "report")
-        client.log_table(parent, table, "comparison.json")
-        client.set_tag(parent, "initbench.report", "report/report.md")
-        link = f"#/experiments/{exp_id}/runs/{parent}/artifacts"
-        best = ", ".join(f"{label} {100 * acc:.2f}%" for label, acc in
-                         zip(table["label"][:3], table["test_accuracy"][:3], strict=False))
-        client.set_tag(parent, "mlflow.note.content", (
-            f"initbench pipeline execution at commit `{git_commit(root)}`.\n\n"
-            f"- [Report]({link}): `report/report.md` with its figures (also `reports/report.md` "
-            "in the repository at that commit)\n"
-            f"- [Comparison table]({link}): `comparison.json`, one row per initializer; best "
-            f"mean test accuracy: {best}\n"
-            f"- Initializer runs: `baseline/<label>` in this experiment (seeds as child runs); "
-            f"depth study: experiment `{experiment}-depth`"))
+        # The experiments of a sweep share its run: each keeps its own report, under its name.
+        sweep = client.get_run(parent).data.tags.get(ROLE_TAG) == SWEEP_ROLE
+        prefix = f"{os.environ.get('DVC_EXP_NAME') or 'experiment'}/" if sweep else ""
+        client.log_artifacts(parent, str(report_dir), prefix + "report")
+        client.log_table(parent, table, prefix + "comparison.json")
+        if not sweep:
+            _describe(client, parent, exp_id, root, table, experiment)
         if registered_model:
             version = register_best(exp_id, table["label"][0], seeds, registered_model)
             client.set_tag(parent, "initbench.registered_model", f"{registered_model}/{version}")

@@ -30,6 +30,7 @@ from initbench.paths import find_root
 
 PARENT_ENV = "INITBENCH_PARENT_RUN_ID"
 ROLE_TAG = "initbench.role"
+SWEEP_ROLE = "sweep"  # a parent run shared by the experiments of `initbench sweep`
 STAGE_TAG = "initbench.dvc_stage"
 DATA_TAG = "initbench.data_sha256"
 COMMIT_TAG = "initbench.git_commit"
