@@ -43,6 +43,8 @@ def test_project_params_are_valid():
          r"model.activation: got 'relux' \(did you mean 'relu'\?\); allowed: relu, tanh"),
         ("model.hidden", [128, 0], r"model.hidden: got \[128, 0\]; allowed: a list of 1 to 100 layer widths"),
         ("model.hidden", 128, r"model.hidden: got 128; allowed: a list"),
+        ("study.equivalence_margin", 0, r"equivalence_margin: got 0.0; allowed: a number in \(0, 0.5\]"),
+        ("study.equivalence_margin", 3, r"equivalence_margin: got 3.0; allowed: a number in \(0, 0.5\]"),
         ("data.colour", True, r"data.colour: unknown key; known keys: dataset, val_fraction"),
         ("optimiser", "adam", r"optimiser: unknown key; known keys: experiment, data"),
     ],

@@ -223,7 +223,7 @@ def test_config_round_trip_and_saved_model_reloads_without_custom_objects(name, 
         if isinstance(layer, keras.layers.Dense):
             assert type(layer2.kernel_initializer) is type(layer.kernel_initializer)
             assert layer2.kernel_initializer.get_config() == layer.kernel_initializer.get_config()
-    if wide:  # gain: auto -> sqrt(2) for the relu layer, 1 for the (linear) output
+    if wide:  # identity with gain: auto is I for the relu layer and for the (linear) output
         w0, w1 = _kernels(model)
-        np.testing.assert_allclose(w0, math.sqrt(2) * np.eye(784), rtol=1e-6)
+        np.testing.assert_array_equal(w0, np.eye(784))
         np.testing.assert_array_equal(w1, np.eye(784))

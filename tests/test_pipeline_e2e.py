@@ -111,7 +111,7 @@ def test_every_model_trained_once_with_its_own_run(project, client):
     for r in models:  # the same keys mean the same thing in every cell
         assert {k for k in r.data.params if not k.startswith("initializer.")} == shared
         assert r.data.params["init_seed"] == str(42 + int(r.data.params["seed_index"]))
-        assert r.data.params["data_seed"] == "42"
+        assert r.data.params["data_seed"] == r.data.params["init_seed"]  # vary_data_order: true
         assert r.info.end_time >= r.info.start_time
     assert "train.seed" not in shared and {"cell", "init_seed", "data_seed"} <= shared
     root = project[0]
@@ -223,8 +223,8 @@ def test_report_holds_the_comparison_and_the_study(project):
     for stat in ("act_std", "grad_norm", "dead_fraction"):
         with (root / f"reports/diagnostics/{stat}/depth-5-tanh.csv").open() as f:
             rows = list(csv.DictReader(f))
-        layers = 6 if stat != "dead_fraction" else 5  # softmax has no dead/saturated fraction
-        assert len(rows) == 5 * layers * 2  # initializers x layers x (init + 1 epoch)
+        # 5 hidden layers + the output (its dead_fraction: examples the loss clips)
+        assert len(rows) == 5 * 6 * 2  # initializers x layers x (init + 1 epoch)
         assert {r["seeds"] for r in rows} == {"2"}
     summary = json.loads((root / "reports/summary.json").read_text())
     assert set(summary) == {"baseline"} | {f"depth-{c}" for c in CELLS}

@@ -115,9 +115,22 @@ def test_gain_auto_resolves_per_activation(activation, gain):
     w = keras.ops.convert_to_numpy(
         initializers.make("orthogonal", 1, {"gain": "auto"}, activation=activation)((64, 32), "float64"))
     np.testing.assert_allclose(w.T @ w, gain**2 * np.eye(32), atol=1e-8)
+    # identity: W = I carries each unit to itself, nothing to compensate: gain 1 for every activation
     w = keras.ops.convert_to_numpy(
         initializers.make("identity", 1, {"gain": "auto"}, activation=activation)((8, 8)))
-    np.testing.assert_allclose(w, gain * np.eye(8), rtol=1e-6)
+    np.testing.assert_array_equal(w, np.eye(8))
+
+
+def test_identity_with_gain_auto_preserves_a_deep_relu_signal_exactly():
+    """Why gain 1: after a ReLU the signal is non-negative, and relu(I h) = h, layer after layer;
+    sqrt(2) (the orthogonal/He value) would grow it by 2^(L/2)."""
+    h = np.abs(np.random.default_rng(0).normal(size=(16, 8))).astype("float32")
+    out = h
+    for _ in range(20):
+        w = keras.ops.convert_to_numpy(
+            initializers.make("identity", 0, {"gain": "auto"}, activation="relu")((8, 8)))
+        out = np.maximum(out @ w, 0)
+    np.testing.assert_array_equal(out, h)
 
 
 def test_gain_auto_needs_a_known_activation():

@@ -15,44 +15,73 @@ from initbench.report.tables import cell_table, comparison
 from initbench.results import STATS
 
 REF = [0.975, 0.976, 0.977, 0.978, 0.979]
+CHANCE = [[100 if j == 1 else 0 for j in range(10)]] + [[0] * 10] * 9  # predicts class 1 only
+
+
+def member(label: str, seed: int, acc: float, loss: float = 0.1, confusion=None) -> dict:
+    failed = acc < 0.2 or not np.isfinite(loss)
+    history = [{"epoch": 1, "loss": loss, "accuracy": 0.1 if failed else acc}]
+    spread = [[10 if i == j else 0 for j in range(10)] for i in range(10)]  # every class predicted
+    return {"label": label, "seed_index": seed, "test_accuracy": acc, "final_train_loss": loss,
+            "diverged": failed, "history": history, "confusion": confusion or spread}
 
 
 def cell(groups: dict[str, list[float]]) -> dict:
-    members = [{"label": label, "test_accuracy": a, "final_train_loss": 0.1, "diverged": a < 0.2}
-               for label, values in groups.items() for a in values]
+    members = [member(label, i, a) for label, values in groups.items() for i, a in enumerate(values)]
     return {"activation": "relu", "members": members}
 
 
-def test_a_lone_comparison_uses_the_plain_interval():
-    rows, summary = cell_table(cell({"he_normal": REF, "a": [v - 0.0025 for v in REF]}), 0.95)
-    # Welch: diff -0.25 pp, se 0.1 pp, 8 df: the 95% interval [-0.48, -0.02] excludes 0.
-    assert summary["initializers"]["a"]["vs_reference"] == "lower accuracy"
+def test_differences_are_paired_by_seed():
+    """A constant -0.25 pp shift per seed is a sure difference when paired, though the seeds'
+    spread (0.16 pp) would hide it from an unpaired comparison."""
+    rows, summary = cell_table(cell({"he_normal": REF, "a": [v - 0.0025 for v in REF]}), 0.95, 0.001)
+    a = summary["initializers"]["a"]
+    assert a["vs_reference"] == "lower accuracy" and a["pairs"] == 5
+    assert a["difference"] == pytest.approx(-0.0025)
+    assert a["difference_high"] - a["difference_low"] == pytest.approx(0, abs=1e-9)
     assert summary["difference_confidence"] == pytest.approx(0.95)
     assert "95.00% CI: Bonferroni, 1 comparisons" in rows[0]
 
 
-def test_many_comparisons_widen_the_intervals():
-    groups = {"he_normal": REF, "a": [v - 0.0025 for v in REF], "far": [v - 0.02 for v in REF]}
-    groups |= {f"same{i}": list(REF) for i in range(7)}
-    rows, summary = cell_table(cell(groups), 0.95)
+def test_three_way_verdicts_and_multiplicity():
+    noise = [0.0005, -0.0004, 0.0003, -0.0006, 0.0002]
+    groups = {"he_normal": REF,
+              "close": [v + e for v, e in zip(REF, noise, strict=True)],  # within +-0.3 pp
+              "wild": [v + 4 * e for v, e in zip(REF, [3, -3, 2, -2, 1], strict=True)],
+              "far": [v - 0.02 for v in REF]}
+    groups |= {f"same{i}": list(REF) for i in range(6)}
+    rows, summary = cell_table(cell(groups), 0.95, 0.003)
     inits = summary["initializers"]
     assert summary["difference_confidence"] == pytest.approx(1 - 0.05 / 9)
-    # The same -0.25 pp is inside the noise once nine initializers are compared with He ...
-    assert inits["a"]["vs_reference"] == "no detectable difference"
-    assert inits["a"]["difference_low"] < 0 < inits["a"]["difference_high"]
-    # ... while a 2 pp gap stays a difference, and identical values are no difference.
+    assert inits["close"]["vs_reference"] == "equivalent"
+    # Not different, but the interval is wider than the margin: not evidence of equivalence.
+    assert inits["wild"]["vs_reference"] == "inconclusive"
+    assert inits["wild"]["difference_low"] < -0.003 and inits["wild"]["detectable_difference"] > 0.003
     assert inits["far"]["vs_reference"] == "lower accuracy"
-    assert inits["same0"]["vs_reference"] == "no detectable difference"
-    assert inits["a"]["difference"] == pytest.approx(-0.0025)
-    assert "99.44% CI: Bonferroni, 9 comparisons" in rows[0]
-    assert len(rows) == 2 + len(groups)
+    assert "99.44% CI: Bonferroni, 9 comparisons" in rows[0] and len(rows) == 2 + len(groups)
+
+
+def test_failed_runs_are_counted_apart_not_averaged_in():
+    groups = {"he_normal": REF}
+    c = cell(groups)
+    c["members"] += [member("zeros", i, 0.1135, 2.3, CHANCE) for i in range(4)]
+    c["members"] += [member("wobbly", 0, 0.97), member("wobbly", 1, 0.96),
+                     member("wobbly", 2, float("nan"), float("nan")), member("wobbly", 3, 0.11, 2.3)]
+    rows, summary = cell_table(c, 0.95, 0.003)
+    zeros, wobbly = summary["initializers"]["zeros"], summary["initializers"]["wobbly"]
+    assert (zeros["trained"], zeros["collapsed"], zeros["exploded"]) == (0, 4, 0)
+    assert (wobbly["trained"], wobbly["exploded"], wobbly["stuck"]) == (2, 1, 1)
+    assert wobbly["mean"] == pytest.approx(0.965)  # of the runs that trained
+    assert (wobbly["trained_low"], wobbly["trained_high"]) == pytest.approx((0.0676, 0.9324), abs=1e-4)
+    assert zeros["vs_reference"] == "not enough finite values" and wobbly["pairs"] == 2
+    assert "| zeros | 0/4 [0, 60]% | 0 / 4 / 0 | n/a |" in "\n".join(rows)
 
 
 def test_diagnostics_are_written_as_dvc_plot_data(tmp_path):
     nan = float("nan")
 
     def member(label: str, scale: float) -> dict:
-        # 2 epochs (0 = at init, 1) x 2 layers; the output layer's dead_fraction is NaN.
+        # 2 epochs (0 = at init, 1) x 2 layers; an all-NaN layer is left out.
         return {"label": label, "diagnostics": {
             stat: [[scale * (1 + e) * (1 + layer) if not (stat == "dead_fraction" and layer == 1)
                     else nan for layer in range(2)] for e in range(2)] for stat in STATS}}

@@ -6,8 +6,18 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
-from initbench.report.stats import t_interval, verdict, welch_difference
+from initbench.report.stats import (
+    Interval,
+    bounded_interval,
+    clopper_pearson,
+    detectable_difference,
+    paired_difference,
+    t_interval,
+    verdict,
+    welch_difference,
+)
 
 
 def test_t_interval_known_values():
@@ -25,14 +35,67 @@ def test_t_interval_covers_the_true_mean_at_the_nominal_rate():
     assert 0.935 < hits / 4000 < 0.965  # binomial sd of the rate ~0.0034
 
 
-def test_welch_difference_and_verdicts():
+def test_welch_difference_known_values_and_verdicts():
+    # Welch-Satterthwaite df, not the pooled n1 + n2 - 2: pinned against scipy's own Welch test.
+    a, b = [1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 4.0, 9.0, 11.0, 16.0, 20.0, 25.0]
+    iv = welch_difference(a, b, 0.95)
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert (iv.low, iv.high) == pytest.approx((ci.low, ci.high))
+    pooled = stats.ttest_ind(a, b, equal_var=True).confidence_interval(0.95)
+    assert (pooled.low, pooled.high) != pytest.approx((iv.low, iv.high), abs=0.1)  # not pooled
     rng = np.random.default_rng(1)
-    same = welch_difference(rng.normal(0.97, 0.001, 5), rng.normal(0.97, 0.001, 5), 0.95)
     apart = welch_difference(rng.normal(0.98, 0.001, 5), rng.normal(0.95, 0.001, 5), 0.95)
-    assert verdict(same) == "no detectable difference"
-    assert verdict(apart) == "higher accuracy" and apart.low > 0
-    assert verdict(welch_difference([0.5, 0.5], [0.9, 0.9], 0.95)) == "lower accuracy"
-    assert verdict(welch_difference([1.0], [2.0, 3.0], 0.95)) == "not enough finite values"
+    assert verdict(apart, 0.003) == "higher accuracy" and apart.low > 0
+    assert verdict(welch_difference([0.5, 0.5], [0.9, 0.9], 0.95), 0.003) == "lower accuracy"
+    assert verdict(welch_difference([1.0], [2.0, 3.0], 0.95), 0.003) == "not enough finite values"
+
+
+def test_verdicts_are_three_way():
+    """Equivalence needs the whole interval inside the margin; a wide interval around 0 is
+    inconclusive (the old two-way verdict called it "no detectable difference")."""
+    assert verdict(Interval(0.0003, 0, -0.001, 0.0016, 5), 0.003) == "equivalent"
+    assert verdict(Interval(0.03, 0, -0.5021, 0.5621, 3), 0.003) == "inconclusive"
+    assert verdict(Interval(0.002, 0, -0.001, 0.005, 3), 0.003) == "inconclusive"
+    assert verdict(Interval(0.002, 0, 0.001, 0.0025, 3), 0.003) == "higher accuracy"
+
+
+def test_paired_difference_uses_only_common_finite_seeds():
+    iv = paired_difference({0: 0.9, 1: 0.8, 2: 0.7, 3: math.nan}, {0: 0.8, 1: 0.75, 2: 0.5, 4: 0.1}, 0.95)
+    assert iv.n == 3 and iv.mean == pytest.approx((0.1 + 0.05 + 0.2) / 3)
+    ci = stats.ttest_1samp([0.1, 0.05, 0.2], 0).confidence_interval(0.95)
+    assert (iv.low, iv.high) == pytest.approx((ci.low, ci.high))
+
+
+def test_bounded_interval_never_leaves_0_1():
+    values = [0.9837, 0.1135, 0.9561]  # a failed seed among good ones: t says [10.25, 126.62]
+    t = t_interval(values, 0.95)
+    assert t.high > 1
+    iv = bounded_interval(values, 0.95)
+    assert iv.method == "bootstrap" and 0.1135 <= iv.low < iv.high <= 0.9837 + 1e-12
+    assert iv == bounded_interval(values, 0.95)  # deterministic
+    assert bounded_interval([0.97, 0.975, 0.98], 0.95).method == "t"
+
+
+def test_clopper_pearson_known_values():
+    # Exact binomial intervals (e.g. R's binom.test): 0/3, 3/3, 2/4, 7/10.
+    assert clopper_pearson(0, 3, 0.95) == pytest.approx((0.0, 0.7076), abs=1e-4)
+    assert clopper_pearson(3, 3, 0.95) == pytest.approx((0.2924, 1.0), abs=1e-4)
+    assert clopper_pearson(2, 4, 0.95) == pytest.approx((0.0676, 0.9324), abs=1e-4)
+    assert clopper_pearson(7, 10, 0.95) == pytest.approx((0.3475, 0.9333), abs=1e-4)
+
+
+def test_detectable_difference_has_the_stated_power():
+    """Simulated paired t tests at the returned difference reject 80% of the time."""
+    sd, n, conf = 0.0015, 8, 1 - 0.05 / 9
+    delta = detectable_difference(sd, n, conf)
+    assert delta == pytest.approx(0.0026, abs=2e-4)  # about 0.26 pp: 8 seeds detect 0.3 pp
+    rng = np.random.default_rng(3)
+    crit = stats.t.ppf(0.5 + conf / 2, n - 1)
+    d = rng.normal(delta, sd, (20000, n))
+    tstat = d.mean(axis=1) / (d.std(axis=1, ddof=1) / math.sqrt(n))
+    assert np.mean(np.abs(tstat) > crit) == pytest.approx(0.8, abs=0.01)
+    assert detectable_difference(sd, 3, conf) > detectable_difference(sd, 8, conf)
+    assert math.isnan(detectable_difference(sd, 1, conf)) and detectable_difference(0.0, 5, conf) == 0
 
 
 def test_welch_coverage_with_unequal_variances():

@@ -146,6 +146,35 @@ def test_diagnostics_of_each_stacked_model_are_its_own(mnist):
     assert not np.allclose(stats["kernel_std"][0], stats["kernel_std"][1])
 
 
+@pytest.mark.parametrize("stddev, activation, depth", [(1.0, "relu", 20), (0.01, "relu", 20)])
+def test_diagnostics_neither_overflow_nor_underflow(mnist, stddev, activation, depth):
+    """N(0,1) ReLU at depth 20: activations ~1e20, whose float32 squares overflow; N(0, 0.01^2)
+    ReLU: activations ~1e-20 and gradients whose float32 squares underflow. The statistics are
+    those of float64 numpy on the same float32 tensors: finite and non-zero, never an artefact."""
+    arrays, _ = normalize.build_arrays(mnist, DataConfig("mnist", 0.1, False, 0, 2000, 100))
+    x, y = arrays["x_train"][:256], arrays["y_train"][:256]
+    mc = ModelConfig((256,) * depth, activation)
+    gauss = InitializerSpec("g", "gaussian", resolve_args("gaussian", {"stddev": stddev}))
+    model = build_model(mc, gauss, 3)
+    stats = signal_stats(StackedMLP([model], activation, TrainConfig("sgd", 0.01, 0.9, 32, 1, 0)),
+                         x, y, activation)
+    h = x.reshape(len(x), -1).astype(np.float32)
+    acts = []
+    for layer in [lay for lay in model.layers if hasattr(lay, "kernel")][:-1]:
+        h = layer(h).numpy()
+        acts.append(h.astype(np.float64))
+    np.testing.assert_allclose(stats["act_std"][0][:-1], [a.std() for a in acts], rtol=1e-6)
+    assert np.all(np.isfinite(stats["act_std"])) and np.all(stats["grad_norm"] >= 0)
+    if stddev == 1.0:
+        assert acts[-1].std() > 1e19  # its float32 square would be inf
+        # The softmax is one-hot: the loss clips every example, so no gradient passes at all.
+        assert stats["dead_fraction"][0][-1] == 1.0 and np.all(stats["grad_norm"] == 0)
+    else:
+        assert 0 < acts[-1].std() < 1e-19  # its float32 square would underflow to 0
+        assert np.all(stats["grad_norm"][0] > 0) and stats["grad_norm"][0][-2] < 1e-19
+        assert stats["dead_fraction"][0][-1] == 0.0
+
+
 # -- train_cell on a tiny real cell ------------------------------------------------------------
 
 EPOCHS = 2

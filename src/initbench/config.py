@@ -199,6 +199,7 @@ class StudyConfig:
     seeds: int
     vary_data_order: bool
     confidence: float
+    equivalence_margin: float
     diagnostics_batch: int
     depth: DepthConfig
 
@@ -208,6 +209,9 @@ class StudyConfig:
                   "an integer >= 1 (1: one model per initializer; 2 or more for an interval)")
         if not 0.5 <= self.confidence < 1.0:
             _fail("study.confidence", self.confidence, "a number in [0.5, 1)")
+        if not 0 < self.equivalence_margin <= 0.5:
+            _fail("study.equivalence_margin", self.equivalence_margin,
+                  "a number in (0, 0.5] (accuracy, e.g. 0.003 = 0.3 pp)")
         if self.diagnostics_batch < 16:
             _fail("study.diagnostics_batch", self.diagnostics_batch, "an integer >= 16")
 

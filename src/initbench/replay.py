@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 
-from initbench import modelruns, publish, tracking
+from initbench import publish, tracking
 from initbench.config import Params
-from initbench.paths import RUNS_FILE, Paths, sha256_file
+from initbench.paths import RUNS_FILE, Paths
 from initbench.report.tables import comparison_columns
 from initbench.results import read_cell
 
@@ -23,12 +23,9 @@ def replay(params: Params, paths: Paths, cells: list[str] | None = None) -> dict
     """Log the given cells (default: every cell of params.yaml that has outputs); return the
     number of model runs logged per cell."""
     import keras
-    import numpy as np
 
-    from initbench.data import processed
     from initbench.train.cell import plan
-    from initbench.train.model import initializer_params
-    from initbench.train.stage import cell_params
+    from initbench.train.stage import cell_data, tracker
 
     names = cells or [c for c in params.cells() if (paths.cell_dir(c) / "results.json").is_file()]
     if not names:
@@ -36,8 +33,6 @@ def replay(params: Params, paths: Paths, cells: list[str] | None = None) -> dict
                                 "pull`/`dvc checkout`) first")
     tracking.use_project_store()
     npz = paths.processed(params.data.dataset)
-    data = processed.load(npz)
-    data_sha = sha256_file(npz)
     logged = {}
     with tracking.parent_run(params.experiment, paths.root) as (parent, exp):
         for name in names:
@@ -48,25 +43,11 @@ def replay(params: Params, paths: Paths, cells: list[str] | None = None) -> dict
                       for r in json.loads(runs_file.read_text())["runs"]}
                      if runs_file.is_file() else {})
             by_key = {(r["label"], r["seed_index"]): r for r in results["members"]}
-            stage = "train" if name == "baseline" else f"train_depth@{name.removeprefix('depth-')}"
-            tags = {**tracking.provenance_tags(paths.root, stage, data_sha),
-                    "initbench.replayed": "true"}
-            x_train, y_train = processed.stratified_subset(
-                data["x_train"], data["y_train"], cell.train_limit, params.data.split_seed)
-            dataset = modelruns.dataset_input(x_train, y_train, npz,
-                                              f"{params.data.dataset}-train", data_sha)
-            base = cell_params(params, cell, len(y_train))
             has_models = any(files.values())
-            with modelruns.ModelRuns(
-                    name, base, tags, parent, exp, np.asarray(data["x_val"][:5]), dataset,
-                    member_params=lambda m, cell=cell: {
-                        **initializer_params(m.spec, cell.model, m.init_seed),
-                        "seed_index": m.seed_index, "init_seed": m.init_seed,
-                        "data_seed": m.data_seed},
-                    # The models exist: "saving" one names its file, and the tracker logs it.
-                    save=(lambda m, _model, files=files: files[m.label, m.seed_index])
-                    if has_models else None,
-            ) as runs:
+            # The models exist: "saving" one names its file, and the tracker logs it.
+            save = (lambda m, _model, files=files: files[m.label, m.seed_index]) if has_models else None
+            with tracker(params, cell, cell_data(params, cell, npz), npz, paths.root, parent, exp,
+                         save, tags={"initbench.replayed": "true"}) as runs:
                 for m in plan(cell, params.train.seed, params.study.vary_data_order):
                     r = by_key[m.label, m.seed_index]
                     runs.start([m])

@@ -64,6 +64,9 @@ def markdown_table() -> str:
         lines.append("| " + " | ".join(cell(c) if i != 3 else c for i, c in enumerate(row)) + " |")
     gain_rows = ["linear / identity: 1", "sigmoid: 1", "tanh: 5/3", "relu: sqrt(2)",
                  "leaky_relu: sqrt(2 / (1 + a^2)) (calculate_gain default a = 0.01; `gain: auto` "
-                 "uses Keras' leaky_relu slope 0.2)", "selu: 3/4"]
+                 "uses Keras' leaky_relu slope 0.2)",
+                 "selu: 3/4 (PyTorch's; it trades self-normalisation for gradient stability: a "
+                 "self-normalising SELU net needs gain 1, i.e. `linear`)",
+                 "`identity` with `gain: auto`: 1 for every activation (W = I mixes no units)"]
     lines += ["", "## Gains (`calculate_gain`)", "", *(f"- {g}" for g in gain_rows), "", _PITFALLS]
     return "\n".join(lines)

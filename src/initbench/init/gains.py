@@ -3,13 +3,22 @@
 The gain g multiplies an initializer whose output has unit "signal gain" (orthogonal, identity) so
 that the forward signal keeps its scale through the nonlinearity: for ReLU half the units are
 zeroed, halving E[x^2], hence g^2 = 2 (He et al. 2015); for leaky ReLU with negative slope a,
-g^2 = 2 / (1 + a^2); for tanh PyTorch uses 5/3 and for SELU 3/4 (a value chosen so that the
-self-normalising regime of Klambauer et al. 2017 is kept, see the PyTorch docs).
+g^2 = 2 / (1 + a^2); for tanh PyTorch uses 5/3. For SELU it uses 3/4, which by PyTorch's own
+documentation *gives up* the self-normalising regime of Klambauer et al. (2017) for more stable
+gradients in rectangular layers: self-normalisation needs Var(W) = 1/fan_in, i.e. gain 1
+("linear"), which is what a SELU network that should self-normalise must use.
+
+The gain compensates a nonlinearity for weights that *mix* units (orthogonal, Gaussian). The
+``identity`` initializer maps each unit to itself, so ``gain: auto`` resolves to 1 for it
+(:mod:`initbench.init.registry`).
 
 References:
     He et al. (2015), "Delving Deep into Rectifiers", ICCV, arXiv:1502.01852.
     Saxe et al. (2013), "Exact solutions to the nonlinear dynamics of learning in deep linear
     neural networks", arXiv:1312.6120.
+    Klambauer et al. (2017), "Self-Normalizing Neural Networks", NeurIPS, arXiv:1706.02515.
+    Le, Jaitly & Hinton (2015), "A Simple Way to Initialize Recurrent Networks of Rectified
+    Linear Units", arXiv:1504.00941.
     PyTorch, ``torch.nn.init.calculate_gain``.
 """
 

@@ -13,7 +13,8 @@ variance-scaling schemes draw from a normal truncated at 2 sigma with sigma = sq
 so that the variance *after* truncation is the formula's.
 
 ``gain: auto`` (orthogonal, identity) is resolved when the layer is built, from its activation:
-``make(name, seed, args, activation="relu")`` (see :mod:`initbench.init.gains`). Entries with
+``make(name, seed, args, activation="relu")`` (see :mod:`initbench.init.gains`); for ``identity``
+it is 1 whatever the activation, since W = I carries each unit to itself unchanged. Entries with
 ``data_dependent=True`` (``lsuv``) build their base initializer; the data-dependent step is
 :func:`initbench.init.lsuv.lsuv_init`, run on the built model.
 
@@ -78,6 +79,7 @@ class InitializerInfo:
 
 _REGISTRY: dict[str, InitializerInfo] = {}
 GAIN_ARGS = ("gain",)  # a positive number or "auto" (resolved from the layer's activation)
+IDENTITY_AUTO_GAIN = 1.0  # `identity` with gain: auto, for every activation with a known gain
 _TYPE_WORDS = {float: "a float", int: "an int", str: "a string", bool: "a bool"}
 
 
@@ -172,7 +174,11 @@ def effective_args(
                 "activation (make(..., activation=...))"
             )
         try:
-            merged[key] = gains.gain_for_activation(activation)
+            gain = gains.gain_for_activation(activation)
+            # W = I maps each unit to itself: no unit is mixed with zeroed ones, so the ReLU
+            # "half the units are zero" correction (He et al.) does not apply; the identity
+            # preserves non-negative (post-ReLU) signals exactly with gain 1 (Le et al. 2015).
+            merged[key] = IDENTITY_AUTO_GAIN if name == "identity" else gain
         except ValueError as err:
             raise InitializerError(f"initializer {name!r} argument {key!r} 'auto': {err}") from None
     return merged
@@ -330,7 +336,7 @@ for _info in (
         "identity", lambda seed, gain: _custom().SquareIdentity(gain), {"gain": 1.0},
         "gain * I; square 2D kernels only (fan_in == fan_out)",
         "mean gain / n, Var gain^2 (n - 1) / n^2 (n = fan_in)",
-        "relu (IRNN), linear; gain: auto picks calculate_gain(activation)",
+        "relu (IRNN), linear; gain: auto is 1 (the map preserves each unit)",
         "Le, Jaitly & Hinton (2015), arXiv:1504.00941"),
     InitializerInfo(
         "sparse", lambda seed, sparsity, stddev: _custom().SparseNormal(sparsity, stddev, seed=seed),

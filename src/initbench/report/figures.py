@@ -46,13 +46,21 @@ def accuracy_vs_depth(summary: Mapping[tuple[int, str, str], Interval], depths: 
 
 def per_layer(curves: Mapping[str, Mapping[str, Sequence[float]]], ylabel: str, title: str,
               path: Path) -> None:
-    """One panel per cell: a per-layer statistic at initialization, log scale, per initializer."""
+    """One panel per cell: a per-layer statistic at initialization, log scale, per initializer.
+    Exact zeros (no gradient at all) cannot sit on a log axis: they are drawn as down-pointing
+    markers on the panel's floor and named in the legend, never silently dropped."""
     fig, axes = plt.subplots(1, len(curves), figsize=(6.5 * len(curves), 4.8), squeeze=False)
     for ax, (cell, per_label) in zip(axes[0], curves.items(), strict=True):
+        positive = [x for vals in per_label.values() for x in vals if math.isfinite(x) and x > 0]
+        floor = min(positive) / 10 if positive else 1e-12
         for label, values in per_label.items():
             v = np.array(values, dtype=np.float64)
-            v = np.where(np.isfinite(v) & (v > 0), v, np.nan)
-            ax.plot(np.arange(1, len(v) + 1), v, marker="o", ms=3, label=label)
+            layers = np.arange(1, len(v) + 1)
+            zero = v == 0
+            line, = ax.plot(layers, np.where(np.isfinite(v) & (v > 0), v, np.nan), marker="o", ms=3,
+                            label=label + (" (0 at layers marked v)" if zero.any() else ""))
+            if zero.any():
+                ax.plot(layers[zero], np.full(zero.sum(), floor), "v", color=line.get_color(), ms=6)
         ax.set_yscale("log")
         ax.set(xlabel="layer", ylabel=ylabel, title=cell)
         ax.grid(alpha=0.3, which="both")

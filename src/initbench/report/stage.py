@@ -4,7 +4,6 @@ CSVs, from every cell's ``results.json``; logged to the pipeline's parent MLflow
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -13,56 +12,38 @@ import numpy as np
 from initbench import publish, tracking
 from initbench.config import Params
 from initbench.paths import REPORT_FILES, atomic_output, cell_name, check_output
-from initbench.report import diag_plots, figures, tracked
-from initbench.report.stats import t_interval
+from initbench.report import checks, diag_plots, figures, tracked
+from initbench.report.stats import bounded_interval
 from initbench.report.tables import (
-    CLAIMS,
     by_label,
     cell_table,
     comparison,
     comparison_columns,
+    detectable_pp,
     init_profile,
-    literature_checks,
     load_cells,
-    pct,
 )
-
-
-def _claims(baseline: dict[str, Any], confidence: float) -> list[str]:
-    acc = by_label(baseline, "test_accuracy")
-    rows = ["| starting claim | initializer here | claimed | measured % (mean [CI]) | verdict |",
-            "|---|---|---:|---:|---|"]
-    for name, label, claimed in CLAIMS:
-        if label not in acc:
-            rows.append(f"| {name} | {label} | {100 * claimed:.1f} | not in this run | - |")
-            continue
-        iv = t_interval(acc[label], confidence)
-        half = max(0.005, (iv.high - iv.low) / 2 if math.isfinite(iv.low) else 0.005)
-        gap = iv.mean - claimed
-        words = ("reproduced" if abs(gap) <= half else
-                 f"not reproduced: {100 * abs(gap):.1f} pp {'higher' if gap > 0 else 'lower'}")
-        rows.append(f"| {name} | {label} | {100 * claimed:.1f} | {pct(iv)} | {words} |")
-    return rows
 
 
 def _findings(summary: dict[str, Any]) -> list[str]:
     lines = []
     for cell, s in summary.items():
-        inits = s["initializers"]
-        sane = {k: v for k, v in inits.items() if v["divergence_rate"] == 0 and math.isfinite(v["mean"])}
-        n_same = sum(v["vs_reference"] == "no detectable difference"
-                     for k, v in inits.items() if k != s["reference"])
-        better = [k for k, v in inits.items() if v["vs_reference"] == "higher accuracy"]
-        worse = [k for k, v in inits.items() if v["vs_reference"] == "lower accuracy"]
-        failed = [k for k, v in inits.items() if v["divergence_rate"] > 0]
-        spread = (max(v["mean"] for v in sane.values()) - min(v["mean"] for v in sane.values())
-                  if sane else math.nan)
+        inits = {k: v for k, v in s["initializers"].items() if k != s["reference"]}
+
+        def named(words: str, inits: dict[str, Any] = inits) -> list[str]:
+            return [k for k, v in inits.items() if v["vs_reference"] == words]
+
+        unsure = [f"{k} (detectable: {detectable_pp(inits[k]['detectable_difference'])})"
+                  for k in named("inconclusive")]
+        failed = [f"{k} ({v['trained']}/{v['seeds']} trained)"
+                  for k, v in s["initializers"].items() if v["trained"] < v["seeds"]]
         lines.append(
-            f"- **{cell}** (reference {s['reference']}): {n_same} of {len(inits) - 1} initializers "
-            f"show no detectable difference from it; higher: {', '.join(better) or 'none'}; lower: "
-            f"{', '.join(worse) or 'none'}; diverged or stuck at chance in some seed: "
-            f"{', '.join(failed) or 'none'}; spread of means among those that never did: "
-            f"{100 * spread:.2f} pp.")
+            f"- **{cell}** (reference {s['reference']}, margin +-{100 * s['margin']:.1f} pp): "
+            f"equivalent: {', '.join(named('equivalent')) or 'none'}; higher: "
+            f"{', '.join(named('higher accuracy')) or 'none'}; lower: "
+            f"{', '.join(named('lower accuracy')) or 'none'}; inconclusive: "
+            f"{', '.join(unsure) or 'none'}; failed to train in some seed: "
+            f"{', '.join(failed) or 'none'}.")
     return lines
 
 
@@ -77,12 +58,12 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
         fig_dir.mkdir(parents=True)
         summary, tables = {}, {}
         for name, cell in cells.items():
-            tables[name], summary[name] = cell_table(cell, conf)
+            tables[name], summary[name] = cell_table(cell, conf, params.study.equivalence_margin)
         figures.comparison(cells["baseline"]["members"], fig_dir / "comparison.png")
         figures.learning_curves(cells["baseline"]["members"], fig_dir / "baseline_curves.png")
         if dc.depths:
             labels = list(dc.initializers)
-            acc = {(d, a, lab): t_interval(by_label(cells[cell_name(d, a)], "test_accuracy")[lab], conf)
+            acc = {(d, a, lab): bounded_interval(by_label(cells[cell_name(d, a)], "test_accuracy")[lab], conf)
                    for d in dc.depths for a in dc.activations for lab in labels}
             figures.accuracy_vs_depth(acc, dc.depths, dc.activations, labels,
                                       fig_dir / "accuracy_vs_depth.png")
@@ -111,16 +92,28 @@ def _markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]
         "# initbench study report", "",
         "Generated by the `report` stage of `dvc repro` from `data/train/<cell>/results.json`; "
         "do not edit. Every number below comes from those runs.", "",
-        f"Confidence intervals: Student t, {params.study.confidence:.0%}, over seeds. Differences "
-        "to a cell's reference initializer are Welch intervals, Bonferroni-adjusted for the number "
-        f"of initializers compared (family-wise {params.study.confidence:.0%}); a difference whose "
-        "interval contains 0 is reported as *no detectable difference*, not as a ranking. With one "
-        "seed there is no interval: differences are then not tested at all.",
+        f"How to read it ({params.study.confidence:.0%} everywhere): a run *trained* unless its loss "
+        "exploded (non-finite), or it ended at chance predicting one class (*collapsed*) or "
+        "several (*stuck*); success rates carry Clopper-Pearson intervals, and accuracies are "
+        "those of the runs that trained (Student t over seeds; * marks a bootstrap interval, used "
+        "where the t interval leaves [0, 100]). "
+        + ("Seed i orders the batches for every initializer of a cell and seeds its initial "
+           "weights, so differences are *paired* by seed and their intervals cover initial weights "
+           "and data order together. " if params.study.vary_data_order else
+           "Every seed sees the same batch order: differences are paired by seed and their "
+           "intervals cover the initial weights only (not the data order). ")
+        + "Differences to a cell's reference are Bonferroni-adjusted for the number of "
+        "initializers compared and get one of four verdicts: *higher* or *lower* (the interval "
+        "excludes 0), *equivalent* (it lies within the margin of "
+        f"+-{100 * params.study.equivalence_margin:.1f} pp: two one-sided tests), or *inconclusive* "
+        "(neither: absence of evidence is not equivalence), with the smallest difference the "
+        "design detects at 80% power beside it. With one seed nothing is tested.",
         "", "## What the data show", "", *_findings(summary), "",
     ]
     if dc.depths:
         lines += ["### Checks against the literature", "",
-                  *literature_checks(cells, max(dc.depths)), ""]
+                  *checks.literature_checks(cells, max(dc.depths), params.study.confidence,
+                                            params.study.equivalence_margin), ""]
     lines += [
         f"## 1. The pipeline's model: MLP 784-{'-'.join(map(str, params.model.hidden))}-10 "
         f"({params.model.activation}), {params.train.optimizer} lr {params.train.learning_rate}, "
@@ -129,7 +122,7 @@ def _markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]
         "### Comparison", "", *comparison(base), "", "![comparison](figures/comparison.png)", "",
         "### Statistics over seeds", "", *tables["baseline"], "",
         "![baseline curves](figures/baseline_curves.png)", "",
-        "### The study's starting claims", "", *_claims(base, params.study.confidence), "",
+        "### The study's starting claims", "", *checks.claims(params, base, params.study.confidence), "",
     ]
     if dc.depths:
         lines += _depth_sections(params, cells, tables)
@@ -150,10 +143,20 @@ def _depth_sections(params: Params, cells: dict[str, Any], tables: dict[str, lis
         for a in dc.activations:
             lines += [f"### {d} hidden layers, {a}", "", *tables[cell_name(d, a)], ""]
     lines += [
-        f"## 3. Signal propagation at initialization (depth {deepest}, seed 0)", "",
+        f"## 3. Signal propagation at initialization (depth {deepest})", "",
+        "Mean-field theory (Poole et al. 2016; Schoenholz et al. 2017; `report/theory.py`) "
+        "predicts each layer's pre-activation second moment from the first layer's and each "
+        "layer's sigma_w^2 = fan_in x Var(W); chi_1 = sigma_w^2 E[phi'(z)^2] is the per-layer "
+        "gradient factor (< 1: gradients vanish with depth, > 1: they explode). Predicted vs "
+        "measured over the seeds, at initialization:", "",
+    ]
+    for a in dc.activations:
+        lines += [f"### {deepest} hidden layers, {a}", "",
+                  *checks.theory_table(cells[cell_name(deepest, a)], params.study.confidence), ""]
+    lines += [
         "Every statistic of every cell, per layer, at initialization and after each epoch (means "
         "over seeds): `reports/diagnostics/<statistic>/<cell>.csv`, declared as DVC plots -- "
-        "`dvc plots show reports/diagnostics`, or `dvc plots diff` between experiments.", "",
+        "`dvc plots show reports/diagnostics`, or `dvc plots diff` between experiments. Seed 0:", "",
         "![activation std](figures/activation_std_at_init.png)", "",
         "![gradient norm](figures/gradient_norm_at_init.png)", "",
         "| cell | initializer | act std layer 1 | act std last hidden | dead/saturated (mean) "
@@ -165,6 +168,13 @@ def _depth_sections(params: Params, cells: dict[str, Any], tables: dict[str, lis
         dead = init_profile(cell, "dead_fraction")
         for label in std:
             lines.append(f"| {deepest}-{a} | {label} | {std[label][0]:.3g} | {std[label][-1]:.3g} "
-                         f"| {np.nanmean(dead[label]):.2f} | {grad[label][0]:.3g} "
-                         f"| {grad[label][-1]:.3g} |")
+                         f"| {np.nanmean(dead[label]):.2f} | {_grad(grad[label][0])} "
+                         f"| {_grad(grad[label][-1])} |")
+    lines += ["", "0 (clipped): exactly zero, because the softmax output is one-hot and the loss "
+              "clips every example's probability, which passes no gradient; tiny values are "
+              "measured (float64 statistics: nothing under- or overflows)."]
     return lines
+
+
+def _grad(value: float) -> str:
+    return "0 (clipped)" if value == 0 else f"{value:.3g}"

@@ -1,10 +1,10 @@
 """The report's tables and checks: statistics over seeds, the comparison, the literature.
 
-Per (cell, initializer): means with Student-t intervals, divergence rates and Welch intervals
-against a reference initializer (He for ReLU, Glorot for tanh); the pipeline cell's comparison
-table (one row per initializer); and text that states what the numbers show
--- including where they do not match the study's starting claims or the literature. Every number
-comes from the cells' ``results.json``.
+Per (cell, initializer): how many seeds trained (and how the others failed), the accuracy of the
+runs that trained, and the paired difference from a reference initializer (He for ReLU, Glorot for
+tanh) with a three-way verdict and the smallest difference the design detects; and the pipeline
+cell's comparison table (one row per initializer). Every number comes from the cells'
+``results.json``; the checks against theory and the literature are in ``checks``.
 """
 
 from __future__ import annotations
@@ -16,15 +16,19 @@ from typing import Any
 import numpy as np
 
 from initbench.config import Params
-from initbench.paths import cell_name
-from initbench.report.stats import Interval, t_interval, verdict, welch_difference
+from initbench.report.stats import (
+    Interval,
+    bounded_interval,
+    clopper_pearson,
+    detectable_difference,
+    paired_difference,
+    t_interval,
+    verdict,
+)
 from initbench.results import by_label as members_by_label
 from initbench.results import initializer_summary, read_cell
 
 REFERENCE = {"relu": "he_normal", "tanh": "glorot_uniform"}
-# The study's starting claims (MNIST test accuracy) and the labels that stand for them.
-CLAIMS = (("random", "random_normal", 0.92), ("Gaussian", "gaussian", 0.93),
-          ("Xavier", "glorot_uniform", 0.94), ("He", "he_normal", 0.945))
 
 
 def load_cells(params: Params, cells_dir: Path) -> dict[str, dict[str, Any]]:
@@ -73,37 +77,88 @@ def pct(iv: Interval) -> str:
     if not math.isfinite(iv.mean):
         return "n/a"
     ci = f" [{100 * iv.low:.2f}, {100 * iv.high:.2f}]" if math.isfinite(iv.low) else ""
-    return f"{100 * iv.mean:.2f}{ci}"
+    star = "*" if iv.method == "bootstrap" else ""
+    return f"{100 * iv.mean:.2f}{ci}{star}"
 
 
-def cell_table(cell: dict[str, Any], confidence: float) -> tuple[list[str], dict[str, Any]]:
-    """Markdown rows and a summary for one cell."""
-    acc, loss = by_label(cell, "test_accuracy"), by_label(cell, "final_train_loss")
-    div = by_label(cell, "diverged")
-    ref = REFERENCE.get(cell["activation"], next(iter(acc)))
-    ref = ref if ref in acc else next(iter(acc))
+def detectable_pp(value: float) -> str:
+    """A detectable difference in pp; beyond 100 pp no accuracy difference is detectable."""
+    if not math.isfinite(value):
+        return "n/a"
+    return f"{100 * value:.2f} pp" if value <= 1 else "none (over 100 pp)"
+
+
+def outcome(member: dict[str, Any]) -> str:
+    """ok, or how the model failed: *exploded* (a non-finite loss), *collapsed* (at chance,
+    predicting one class: no learning signal reached the hidden layers, e.g. zeros) or *stuck*
+    (at chance, but not on one class)."""
+    if not member["diverged"]:
+        return "ok"
+    if not all(math.isfinite(r["loss"]) for r in member["history"]):
+        return "exploded"
+    predicted = np.asarray(member["confusion"]).sum(axis=0)
+    return "collapsed" if np.count_nonzero(predicted) == 1 else "stuck"
+
+
+FAILURES = ("exploded", "collapsed", "stuck")
+
+
+def successful(cell: dict[str, Any], key: str = "test_accuracy") -> dict[str, dict[int, float]]:
+    """label -> {seed_index: value} over the seeds that trained (outcome ok)."""
+    out: dict[str, dict[int, float]] = {}
+    for label, members in members_by_label(cell["members"]).items():
+        out[label] = {m["seed_index"]: float(m[key]) for m in members if outcome(m) == "ok"}
+    return out
+
+
+def cell_table(cell: dict[str, Any], confidence: float, margin: float
+               ) -> tuple[list[str], dict[str, Any]]:
+    """Markdown rows and a summary for one cell: per initializer its success rate, the accuracy of
+    its successful runs and the paired difference from the reference (see report.stats)."""
+    groups = members_by_label(cell["members"])
+    acc, loss = successful(cell), successful(cell, "final_train_loss")
+    ref = REFERENCE.get(cell["activation"], next(iter(groups)))
+    ref = ref if ref in groups else next(iter(groups))
     # Every initializer is compared with the reference: with m such comparisons at `confidence`
     # each, some would "differ" by chance alone. Bonferroni keeps the family-wise level.
-    m = max(1, len(acc) - 1)
+    m = max(1, len(groups) - 1)
     diff_conf = 1 - (1 - confidence) / m
-    rows = [f"| initializer | test accuracy % (mean [{confidence:.0%} CI]) | sd (pp) "
-            f"| final train loss | diverged | vs {ref} (pp, [{diff_conf:.2%} CI: Bonferroni, {m} "
-            "comparisons]) |", "|---|---:|---:|---:|---:|---|"]
+    rows = [f"| initializer | trained (of seeds) [{confidence:.0%} CI] | failed: exploded / "
+            f"collapsed / stuck | test accuracy % of trained runs (mean [{confidence:.0%} CI]) "
+            f"| sd (pp) | final train loss | vs {ref}: paired difference (pp) [{diff_conf:.2%} CI: "
+            f"Bonferroni, {m} comparisons], smallest detectable (80% power) |",
+            "|---|---:|---:|---:|---:|---:|---|"]
     summary = {}
-    for label, values in acc.items():
-        iv, liv = t_interval(values, confidence), t_interval(loss[label], confidence)
-        diff = welch_difference(values, acc[ref], diff_conf)
-        words = "reference" if label == ref else (
-            f"{100 * diff.mean:+.2f} [{100 * diff.low:+.2f}, {100 * diff.high:+.2f}]: {verdict(diff)}"
-            if math.isfinite(diff.low) else verdict(diff))
-        rows.append(f"| {label} | {pct(iv)} | {100 * iv.sd:.2f} | {liv.mean:.4f} "
-                    f"| {int(sum(div[label]))}/{len(values)} | {words} |")
+    for label, members in groups.items():
+        kinds = [outcome(x) for x in members]
+        k, n = kinds.count("ok"), len(kinds)
+        rate_low, rate_high = clopper_pearson(k, n, confidence)
+        iv = bounded_interval(list(acc[label].values()), confidence)
+        liv = t_interval(list(loss[label].values()), confidence)
+        diff = paired_difference(acc[label], acc[ref], diff_conf)
+        detectable = detectable_difference(diff.sd, diff.n, diff_conf)
+        words = verdict(diff, margin)
+        if label == ref:
+            text = "reference"
+        elif math.isfinite(diff.low):
+            text = (f"{100 * diff.mean:+.2f} [{100 * diff.low:+.2f}, {100 * diff.high:+.2f}]: "
+                    f"{words}" + (f" (detectable: {detectable_pp(detectable)})"
+                                  if words in ("equivalent", "inconclusive") else ""))
+        else:
+            text = words
+        fails = " / ".join(str(kinds.count(f)) for f in FAILURES)
+        rows.append(f"| {label} | {k}/{n} [{100 * rate_low:.0f}, {100 * rate_high:.0f}]% | {fails} "
+                    f"| {pct(iv)} | {100 * iv.sd:.2f} | {liv.mean:.4f} | {text} |")
         summary[label] = {"mean": iv.mean, "low": iv.low, "high": iv.high, "sd": iv.sd,
-                          "n": iv.n, "divergence_rate": float(np.mean(div[label])),
-                          "final_train_loss": liv.mean, "vs_reference": verdict(diff),
+                          "n": iv.n, "interval": iv.method, "trained": k, "seeds": n,
+                          "trained_low": rate_low, "trained_high": rate_high,
+                          **{f: kinds.count(f) for f in FAILURES},
+                          "final_train_loss": liv.mean, "vs_reference": words,
                           "difference": diff.mean, "difference_low": diff.low,
-                          "difference_high": diff.high}
-    return rows, {"reference": ref, "difference_confidence": diff_conf, "initializers": summary}
+                          "difference_high": diff.high, "pairs": diff.n,
+                          "detectable_difference": detectable}
+    return rows, {"reference": ref, "difference_confidence": diff_conf, "margin": margin,
+                  "initializers": summary}
 
 
 def init_profile(cell: dict[str, Any], stat: str) -> dict[str, list[float]]:
@@ -113,51 +168,3 @@ def init_profile(cell: dict[str, Any], stat: str) -> dict[str, list[float]]:
         if m["seed_index"] == 0:
             out[m["label"]] = m["diagnostics"][stat][0][:-1]
     return out
-
-
-def literature_checks(cells: dict[str, dict[str, Any]], deepest: int) -> list[str]:
-    """Each expectation from the literature, the measured number, and whether they agree."""
-    lines = []
-
-    def profile(act: str, label: str, stat: str) -> list[float] | None:
-        cell = cells.get(cell_name(deepest, act))
-        return None if cell is None else init_profile(cell, stat).get(label)
-
-    def check(text: str, value: str, ok: bool | None) -> None:
-        mark = "not in this run" if ok is None else ("consistent" if ok else
-                                                     "**NOT consistent -- investigate**")
-        lines.append(f"- {text}: {value} -> {mark}.")
-
-    def ratio(p: list[float] | None) -> float:
-        return p[-1] / p[0] if p and p[0] > 0 and math.isfinite(p[-1]) else math.nan
-
-    sat = profile("tanh", "gaussian_1", "dead_fraction")
-    check(f"Deep tanh with N(0,1) saturates (depth {deepest})",
-          "n/a" if sat is None else f"{100 * np.mean(sat):.0f}% of activations have |a| > 0.99",
-          None if sat is None else bool(np.mean(sat) > 0.5))
-    col = profile("tanh", "gaussian_001", "act_std")
-    check("Deep tanh with N(0, 0.01^2) collapses toward zero",
-          "n/a" if col is None else f"activation std {col[0]:.2e} (layer 1) -> {col[-1]:.2e} (last)",
-          None if col is None else bool(col[-1] < 1e-3))
-    for act, label, text, lo, hi in (
-        ("tanh", "glorot_uniform", "Glorot keeps tanh activations stable across layers", 0.1, 10),
-        ("relu", "he_normal", "He keeps ReLU activation scale roughly constant with depth", 0.25, 4),
-        ("relu", "lsuv", "LSUV keeps ReLU activation scale constant", 0.5, 2),
-    ):
-        p = profile(act, label, "act_std")
-        r = ratio(p)
-        check(text, "n/a" if p is None else f"std last/first hidden layer = {r:.2f}",
-              None if p is None else bool(lo <= r <= hi))
-    small = profile("relu", "random_normal", "act_std")
-    check("Deep ReLU with a small fixed stddev (0.05) vanishes",
-          "n/a" if small is None else f"std last/first hidden layer = {ratio(small):.1e}",
-          None if small is None else bool(ratio(small) < 0.01))
-    relu = cells.get(cell_name(deepest, "relu"))
-    if relu is not None:
-        acc = by_label(relu, "test_accuracy")
-        if "lsuv" in acc and "he_normal" in acc:
-            d = welch_difference(acc["lsuv"], acc["he_normal"], 0.95)
-            check(f"LSUV at least as good as He at depth {deepest} (ReLU)",
-                  f"difference {100 * d.mean:+.2f} pp [{100 * d.low:+.2f}, {100 * d.high:+.2f}]",
-                  bool(d.high >= 0) if math.isfinite(d.high) else None)
-    return lines

@@ -5,7 +5,15 @@ activations a = f(z); the fraction of dead ReLU units (no positive output on any
 batch) or of saturated tanh/sigmoid activations (|a| > 0.99, resp. a < 0.01 or a > 0.99); the
 norm of the gradient of the loss with respect to the layer's kernel; and the kernel's standard
 deviation. These are the quantities Glorot & Bengio (2010) and He et al. (2015) reason about:
-variance preserved (or not) from layer to layer, forward and backward.
+variance preserved (or not) from layer to layer, forward and backward. For the softmax output,
+``dead_fraction`` is the fraction of examples whose true-class probability the loss clips (below
+1e-7 or above 1 - 1e-7): a clipped example passes exactly no gradient, which is why a saturated
+one-hot softmax (N(0,1) ReLU at depth) shows a gradient norm of exactly 0.
+
+The network runs in float32, as it trains; the statistics are computed in float64 from those
+float32 values, so that sums of squares neither overflow (activations ~1e20 square past float32's
+3.4e38) nor underflow (gradients ~1e-25 square below its 1e-45): a reported inf or 0 is the
+network's, never the statistic's.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from initbench.results import STATS
-from initbench.train.stacked import StackedMLP
+from initbench.train.stacked import EPS_LOSS, StackedMLP
 
 
 def _dead(a: tf.Tensor, activation: str) -> tf.Tensor:
@@ -28,22 +36,34 @@ def _dead(a: tf.Tensor, activation: str) -> tf.Tensor:
     return tf.fill((tf.shape(a)[0],), float("nan"))
 
 
+def _clipped(probs: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """(K,) fraction of examples whose true-class probability the loss clips (no gradient)."""
+    p = tf.gather(probs / tf.reduce_sum(probs, axis=-1, keepdims=True), y, axis=2, batch_dims=2)
+    return tf.reduce_mean(tf.cast((p < EPS_LOSS) | (p > 1.0 - EPS_LOSS), tf.float32), axis=1)
+
+
+def _f64(t: tf.Tensor) -> tf.Tensor:
+    return tf.cast(t, tf.float64)
+
+
 def signal_stats(stack: StackedMLP, x: np.ndarray, y: np.ndarray, activation: str) -> dict[str, np.ndarray]:
-    """stat name -> array (K, n_layers); the output layer's dead_fraction is NaN."""
+    """stat name -> array (K, n_layers), in float64 (see the module docstring)."""
     xt, yt = tf.constant(x), tf.constant(y)
     kernels = stack.params[0::2]
+    labels = stack._broadcast_y(yt)
     with tf.GradientTape() as tape:
         probs, pre, post = stack.forward(xt, collect=True)
-        total = tf.reduce_sum(stack.losses(probs, stack._broadcast_y(yt)))
+        total = tf.reduce_sum(stack.losses(probs, labels))
     grads = tape.gradient(total, kernels)
     out: dict[str, list[np.ndarray]] = {name: [] for name in STATS}
     last = len(kernels) - 1
     for i, (z, a, w, g) in enumerate(zip(pre, post, kernels, grads, strict=True)):
+        z, w, g = _f64(z), _f64(w), _f64(g)
         out["pre_mean"].append(tf.reduce_mean(z, axis=(1, 2)))
         out["pre_std"].append(tf.math.reduce_std(z, axis=(1, 2)))
-        out["act_mean"].append(tf.reduce_mean(a, axis=(1, 2)))
-        out["act_std"].append(tf.math.reduce_std(a, axis=(1, 2)))
-        out["dead_fraction"].append(_dead(a, "softmax" if i == last else activation))
+        out["act_mean"].append(tf.reduce_mean(_f64(a), axis=(1, 2)))
+        out["act_std"].append(tf.math.reduce_std(_f64(a), axis=(1, 2)))
+        out["dead_fraction"].append(_clipped(a, labels) if i == last else _dead(a, activation))
         out["grad_norm"].append(tf.norm(g, axis=(1, 2)))
         out["kernel_std"].append(tf.math.reduce_std(w, axis=(1, 2)))
     return {k: np.stack([np.asarray(v, dtype=np.float64) for v in vals], axis=1)

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from initbench.config import TrainConfig
 
-_EPS_LOSS = 1e-7  # keras.backend.epsilon(): the clip Keras applies to probabilities
+EPS_LOSS = 1e-7  # keras.backend.epsilon(): the clip Keras applies to probabilities
 
 
 def epoch_order(n: int, data_seed: int, epoch: int) -> np.ndarray:
@@ -106,7 +106,7 @@ class StackedMLP:
         1s only, and a 0 example contributes exactly 0 to the loss and to every gradient.
         """
         probs = probs / tf.reduce_sum(probs, axis=-1, keepdims=True)
-        probs = tf.clip_by_value(probs, _EPS_LOSS, 1.0 - _EPS_LOSS)
+        probs = tf.clip_by_value(probs, EPS_LOSS, 1.0 - EPS_LOSS)
         nll = -tf.math.log(tf.gather(probs, y, axis=2, batch_dims=2))  # (K, B)
         if weight is None:
             return tf.reduce_mean(nll, axis=1)

@@ -33,6 +33,7 @@ from initbench.paths import (
     atomic_output,
     check_output,
     sha256_file,
+    stage_of_cell,
 )
 from initbench.results import write_cell
 from initbench.train.cell import Member, plan, train_cell
@@ -67,6 +68,32 @@ def save_model(cell: CellConfig, runs_dir: Path) -> Callable[[Member, keras.Mode
     return save
 
 
+def cell_data(params: Params, cell: CellConfig, data_npz: Path) -> dict[str, Any]:
+    """The processed arrays a cell trains on (its stratified training subset, if any)."""
+    data = processed.load(data_npz)
+    data["x_train"], data["y_train"] = processed.stratified_subset(
+        data["x_train"], data["y_train"], cell.train_limit, params.data.split_seed)
+    return data
+
+
+def tracker(params: Params, cell: CellConfig, data: dict[str, Any], data_npz: Path, root: Path,
+            parent: str, exp: str, save: Callable[[Member, keras.Model], str] | None,
+            tags: dict[str, str] | None = None) -> modelruns.ModelRuns:
+    """The MLflow runs of a cell's models -- the one setup the train stage and ``initbench log``
+    share: the params every model logs, provenance tags, the dataset input, the input example."""
+    data_sha = sha256_file(data_npz)
+    dataset = modelruns.dataset_input(data["x_train"], data["y_train"], data_npz,
+                                      f"{params.data.dataset}-train", data_sha)
+    return modelruns.ModelRuns(
+        cell.name, cell_params(params, cell, len(data["y_train"])),
+        {**tracking.provenance_tags(root, stage_of_cell(cell.name), data_sha), **(tags or {})},
+        parent, exp, data["x_val"][:5], dataset,
+        member_params=lambda m: {**initializer_params(m.spec, cell.model, m.init_seed),
+                                 "seed_index": m.seed_index, "init_seed": m.init_seed,
+                                 "data_seed": m.data_seed},
+        save=save)
+
+
 def run_cell(params: Params, cell_name: str, data_npz: Path, out_dir: Path, runs_dir: Path,
              root: Path) -> dict[str, Any]:
     """Run the stage for one cell; return what was written to results.json and runs.json."""
@@ -75,15 +102,8 @@ def run_cell(params: Params, cell_name: str, data_npz: Path, out_dir: Path, runs
     check_output(out_dir, CELL_FILES)
     check_output(runs_dir, RUN_FILES)
     tracking.use_project_store()
-    data = processed.load(data_npz)
-    data["x_train"], data["y_train"] = processed.stratified_subset(
-        data["x_train"], data["y_train"], cell.train_limit, params.data.split_seed)
+    data = cell_data(params, cell, data_npz)
     members = plan(cell, params.train.seed, params.study.vary_data_order)
-    base = cell_params(params, cell, len(data["y_train"]))
-    data_sha = sha256_file(data_npz)
-    stage = "train" if cell.name == "baseline" else f"train_depth@{cell.name.removeprefix('depth-')}"
-    dataset = modelruns.dataset_input(data["x_train"], data["y_train"], data_npz,
-                                      f"{params.data.dataset}-train", data_sha)
     print(f"{cell.name}: {len(cell.initializers)} initializers ({', '.join(cell.initializers)}) x "
           f"{cell.seeds} seeds = {len(members)} models, {cell.train.epochs} epochs each, on "
           f"{len(data['y_train'])} images; writes {out_dir} and {runs_dir}; MLflow: "
@@ -91,21 +111,15 @@ def run_cell(params: Params, cell_name: str, data_npz: Path, out_dir: Path, runs
     with (atomic_output(out_dir, CELL_FILES) as tmp, atomic_output(runs_dir, RUN_FILES) as runs_tmp,
           tracking.parent_run(params.experiment, root) as (parent, exp)):
         runs_tmp.mkdir()
-        with modelruns.ModelRuns(
-                cell.name, base, tracking.provenance_tags(root, stage, data_sha), parent, exp,
-                data["x_val"][:5], dataset,
-                member_params=lambda m: {**initializer_params(m.spec, cell.model, m.init_seed),
-                                         "seed_index": m.seed_index, "init_seed": m.init_seed,
-                                         "data_seed": m.data_seed},
-                save=save_model(cell, runs_tmp) if cell.save_models else None) as tracker:
-            results, timing = train_cell(cell, members, data, params.study.diagnostics_batch,
-                                         tracker)
+        save = save_model(cell, runs_tmp) if cell.save_models else None
+        with tracker(params, cell, data, data_npz, root, parent, exp, save) as runs:
+            results, timing = train_cell(cell, members, data, params.study.diagnostics_batch, runs)
         out = {"cell": cell.name, "activation": cell.model.activation,
                "depth": len(cell.model.hidden) if cell.name != "baseline" else None,
-               "config": base, "members": results}
+               "config": cell_params(params, cell, len(data["y_train"])), "members": results}
         tmp.mkdir()
         write_cell(tmp, out)
-        runs = {"cell": cell.name, "parent_run_id": parent, "tracking_error": tracker.error,
-                "timing": timing, "runs": tracker.records}
-        (runs_tmp / RUNS_FILE).write_text(json.dumps(runs, indent=1) + "\n")
-    return {**out, **runs}
+        record = {"cell": cell.name, "parent_run_id": parent, "tracking_error": runs.error,
+                  "timing": timing, "runs": runs.records}
+        (runs_tmp / RUNS_FILE).write_text(json.dumps(record, indent=1) + "\n")
+    return {**out, **record}

@@ -1,0 +1,96 @@
+"""Mean-field signal propagation: what theory predicts for the per-layer statistics at init.
+
+For a plain MLP whose layer l has weights of variance sigma_w^2 / fan_in and zero biases, the
+pre-activations of a wide layer are Gaussian with second moment q_l, and (Poole et al. 2016;
+Schoenholz et al. 2017)
+
+    q_{l+1} = sigma_w^2 E_{z ~ N(0, q_l)}[phi(z)^2],
+    chi_1   = sigma_w^2 E_{z ~ N(0, q*)}[phi'(z)^2]   (the per-layer gradient factor).
+
+Given the measured q_1 of the first hidden layer and each layer's sigma_w^2 (fan_in x the
+measured kernel variance), :func:`propagate` predicts every later layer's activation std and,
+for tanh, the fraction of saturated units (|tanh z| > 0.99). For ReLU the map is exact in closed
+form (E[relu(z)^2] = q/2: He's factor 2); for tanh the expectation is a fine quadrature.
+Finite width adds fluctuations around these predictions (of order sqrt(depth / width) in log q),
+which is why measurements are compared over seeds with an interval.
+
+References: Poole et al. (2016), "Exponential expressivity in deep neural networks through
+transient chaos", NeurIPS, arXiv:1606.05340. Schoenholz et al. (2017), "Deep Information
+Propagation", ICLR, arXiv:1611.01232. Glorot & Bengio (2010), AISTATS. He et al. (2015), ICCV.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+SATURATION = 0.99  # |tanh(z)| above this counts as saturated (initbench.train.diagnostics)
+# E[f(x)], x ~ N(0, 1), as a fine trapezoid rule: tanh's transition has width 1/sqrt(q) in x, which
+# Gauss-Hermite nodes (spaced ~0.2 near 0) miss once q is in the hundreds (N(0,1) tanh: q ~ 250).
+_X = np.linspace(-12.0, 12.0, 240_001)
+_W = np.exp(-_X**2 / 2) / math.sqrt(2 * math.pi) * (_X[1] - _X[0])
+
+
+def gauss(f, q: float) -> float:
+    """E[f(z)] for z ~ N(0, q)."""
+    return float(np.sum(_W * f(math.sqrt(q) * _X)))
+
+
+def moments(activation: str, q: float) -> tuple[float, float]:
+    """(E[phi(z)], E[phi(z)^2]) for z ~ N(0, q)."""
+    if activation == "relu":
+        return math.sqrt(q / (2 * math.pi)), q / 2
+    if activation == "tanh":
+        return 0.0, gauss(lambda z: np.tanh(z) ** 2, q)
+    if activation == "linear":
+        return 0.0, q
+    raise ValueError(f"no mean-field map for activation {activation!r}; known: relu, tanh, linear")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Per hidden layer: pre-activation second moment, activation std, saturated fraction
+    (tanh; NaN otherwise)."""
+
+    q: list[float]
+    act_std: list[float]
+    saturated: list[float]
+
+
+def propagate(activation: str, q1: float, sigma_w2: Sequence[float]) -> Prediction:
+    """Predictions for hidden layers 1..L from layer 1's q_1 and sigma_w^2 of layers 2..L."""
+    q = [q1]
+    for s2 in sigma_w2:
+        q.append(s2 * moments(activation, q[-1])[1])
+    std, sat = [], []
+    for ql in q:
+        mean, second = moments(activation, ql)
+        std.append(math.sqrt(max(second - mean**2, 0.0)))
+        sat.append(2 * _normal_sf(math.atanh(SATURATION) / math.sqrt(ql)) if activation == "tanh"
+                   and ql > 0 else math.nan)
+    return Prediction(q, std, sat)
+
+
+def chi_1(activation: str, q: float, sigma_w2: float) -> float:
+    """sigma_w^2 E[phi'(z)^2], z ~ N(0, q): < 1 ordered (gradients vanish), > 1 chaotic."""
+    if activation == "relu":
+        return sigma_w2 / 2
+    if activation == "tanh":
+        return sigma_w2 * gauss(lambda z: 1 / np.cosh(z) ** 4, q)
+    return sigma_w2
+
+
+def _normal_sf(x: float) -> float:
+    return 0.5 * math.erfc(x / math.sqrt(2))
+
+
+def from_diagnostics(activation: str, widths: Sequence[int], diagnostics: dict) -> Prediction:
+    """The prediction for one model from its own diagnostics at initialization (epoch 0): q_1 from
+    layer 1's pre-activations, sigma_w^2 = fan_in x kernel variance for layers 2..L."""
+    pre_mean, pre_std = diagnostics["pre_mean"][0][0], diagnostics["pre_std"][0][0]
+    kernel_std = diagnostics["kernel_std"][0]
+    sigma_w2 = [widths[i - 1] * kernel_std[i] ** 2 for i in range(1, len(widths))]
+    return propagate(activation, pre_std**2 + pre_mean**2, sigma_w2)
