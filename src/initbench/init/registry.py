@@ -268,7 +268,8 @@ _SCALING = {"mode": ("fan_in", "fan_out", "fan_avg"),
 for _info in (
     InitializerInfo(
         "zeros", lambda seed: _k().Zeros(), {}, "constant 0", "0",
-        "none: control (units of a layer stay identical: symmetry is never broken)",
+        "none: control (every gradient but the output bias's is exactly 0: the net learns only "
+        "the class prior and predicts the majority class)",
         "control (Keras Zeros)"),
     InitializerInfo(
         "constant", lambda seed, value: _k().Constant(value), {"value": 0.01}, "constant value",
