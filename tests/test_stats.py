@@ -11,6 +11,7 @@ from scipy import stats
 from initbench.report.stats import (
     Interval,
     bounded_interval,
+    clipped,
     clopper_pearson,
     detectable_difference,
     paired_difference,
@@ -67,13 +68,24 @@ def test_paired_difference_uses_only_common_finite_seeds():
 
 
 def test_bounded_interval_never_leaves_0_1():
-    values = [0.9837, 0.1135, 0.9561]  # a failed seed among good ones: t says [10.25, 126.62]
+    values = [0.9837, 0.1135, 0.9561]  # a failed seed among good ones: t says [-54.4, 191.3] %
     t = t_interval(values, 0.95)
-    assert t.high > 1
+    assert t.low < 0 and t.high > 1
     iv = bounded_interval(values, 0.95)
-    assert iv.method == "bootstrap" and 0.1135 <= iv.low < iv.high <= 0.9837 + 1e-12
-    assert iv == bounded_interval(values, 0.95)  # deterministic
+    assert iv.method == "t, clipped" and (iv.low, iv.high) == (0.0, 1.0) and iv.mean == t.mean
+    one_side = bounded_interval([0.9, 0.95, 0.99], 0.95)
+    assert one_side.high == 1.0 and one_side.low == t_interval([0.9, 0.95, 0.99], 0.95).low
     assert bounded_interval([0.97, 0.975, 0.98], 0.95).method == "t"
+    wide = Interval(-0.22, 0.1, -1.888, 1.444, 3, "paired t")
+    assert (clipped(wide, -1, 1).low, clipped(wide, -1, 1).high) == (-1, 1)
+    # Clipping to the range the true value lies in never loses coverage: whenever the t interval
+    # covers the true mean, so does the clipped one (and clipping happens in most of these draws).
+    rng = np.random.default_rng(5)
+    draws = [rng.normal(0.95, 0.08, 3) for _ in range(2000)]
+    t_hits = [t_interval(d, 0.95).contains(0.95) for d in draws]
+    b_hits = [bounded_interval(d, 0.95).contains(0.95) for d in draws]
+    assert t_hits == b_hits and 0.93 < np.mean(b_hits) < 0.97
+    assert np.mean([bounded_interval(d, 0.95).method == "t, clipped" for d in draws]) > 0.5
 
 
 def test_clopper_pearson_known_values():

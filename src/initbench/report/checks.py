@@ -60,6 +60,16 @@ def _at_init(cell: dict[str, Any], label: str) -> list[tuple[theory.Prediction, 
             for m in by_label(cell["members"]).get(label, [])]
 
 
+def predicted_profile(cell: dict[str, Any]) -> dict[str, list[float]]:
+    """label -> the predicted activation std per hidden layer for seed 0 (from its layer 1)."""
+    out = {}
+    for label in by_label(cell["members"]):
+        seeds = _at_init(cell, label)
+        if seeds:
+            out[label] = seeds[0][0].act_std
+    return out
+
+
 def _ratio(values: Sequence[float]) -> float:
     return values[-1] / values[0] if values[0] > 0 else math.nan
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -45,7 +46,8 @@ def accuracy_vs_depth(summary: Mapping[tuple[int, str, str], Interval], depths: 
 
 
 def per_layer(curves: Mapping[str, Mapping[str, Sequence[float]]], ylabel: str, title: str,
-              path: Path) -> None:
+              path: Path, predicted: Mapping[str, Mapping[str, Sequence[float]]] | None = None
+              ) -> None:
     """One panel per cell: a per-layer statistic at initialization, log scale, per initializer.
     Exact zeros (no gradient at all) cannot sit on a log axis: they are drawn as down-pointing
     markers on the panel's floor and named in the legend, never silently dropped."""
@@ -61,10 +63,16 @@ def per_layer(curves: Mapping[str, Mapping[str, Sequence[float]]], ylabel: str, 
                             label=label + (" (0 at layers marked v)" if zero.any() else ""))
             if zero.any():
                 ax.plot(layers[zero], np.full(zero.sum(), floor), "v", color=line.get_color(), ms=6)
+            if predicted and label in predicted.get(cell, {}):
+                ax.plot(layers, predicted[cell][label], ls="--", lw=1, color=line.get_color())
+        if predicted:
+            ax.plot([], [], "k--", lw=1, label="mean-field prediction")
         ax.set_yscale("log")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set(xlabel="layer", ylabel=ylabel, title=cell)
         ax.grid(alpha=0.3, which="both")
-    axes[0][-1].legend(fontsize=8)
+    for ax in axes[0]:  # each panel names its own exact zeros
+        ax.legend(fontsize=7)
     fig.suptitle(title)
     _save(fig, path)
 

@@ -70,8 +70,10 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
             deepest = max(dc.depths)
             deep = {f"depth {deepest}, {a}": cells[cell_name(deepest, a)] for a in dc.activations}
             figures.per_layer({k: init_profile(c, "act_std") for k, c in deep.items()},
-                              "activation std", "Activation std per layer at initialization",
-                              fig_dir / "activation_std_at_init.png")
+                              "activation std", "Activation std per layer at initialization "
+                              "(seed 0; dashed: mean-field prediction)",
+                              fig_dir / "activation_std_at_init.png",
+                              {k: checks.predicted_profile(c) for k, c in deep.items()})
             figures.per_layer({k: init_profile(c, "grad_norm") for k, c in deep.items()},
                               "||dL/dW||", "Kernel gradient norm per layer at initialization",
                               fig_dir / "gradient_norm_at_init.png")
@@ -95,8 +97,9 @@ def _markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]
         f"How to read it ({params.study.confidence:.0%} everywhere): a run *trained* unless its loss "
         "exploded (non-finite), or it ended at chance predicting one class (*collapsed*) or "
         "several (*stuck*); success rates carry Clopper-Pearson intervals, and accuracies are "
-        "those of the runs that trained (Student t over seeds; * marks a bootstrap interval, used "
-        "where the t interval leaves [0, 100]). "
+        "those of the runs that trained (Student t over seeds; * marks an interval clipped to the "
+        "possible range, [0, 100] for an accuracy and [-100, +100] for a difference, where the t "
+        "interval leaves it). "
         + ("Seed i orders the batches for every initializer of a cell and seeds its initial "
            "weights, so differences are *paired* by seed and their intervals cover initial weights "
            "and data order together. " if params.study.vary_data_order else

@@ -1,7 +1,8 @@
 """Statistics over seeds: intervals for means, paired differences, success rates, power.
 
-* Means over seeds: Student t; an accuracy's interval must stay in [0, 1], so when the t interval
-  leaves it (a spread of tens of pp over three seeds) the percentile bootstrap is used instead.
+* Means over seeds: Student t. An accuracy lies in [0, 1] and a difference of accuracies in
+  [-1, 1]; a t interval that leaves that range (a spread of tens of pp over three seeds) is
+  clipped to it, which keeps its coverage (the true value is always inside the range).
 * Differences between two initializers of a cell: *paired* by seed (within a seed both see the
   same batch order, and their initial weights come from the same seed), a t interval of the
   per-seed differences; Welch (1947) for unpaired samples.
@@ -23,7 +24,6 @@ import numpy as np
 from scipy import optimize, stats
 
 POWER = 0.8
-_BOOTSTRAP = 10_000
 
 
 @dataclass(frozen=True)
@@ -57,17 +57,18 @@ def t_interval(values: Sequence[float], confidence: float) -> Interval:
     return Interval(mean, sd, mean - half, mean + half, n)
 
 
+def clipped(iv: Interval, lo: float, hi: float) -> Interval:
+    """``iv`` intersected with [lo, hi], the values the quantity can take. The true value always
+    lies in that range, so the intersection covers it exactly as often as ``iv`` does."""
+    if not (math.isfinite(iv.low) and (iv.low < lo or iv.high > hi)):
+        return iv
+    return Interval(iv.mean, iv.sd, max(iv.low, lo), min(iv.high, hi), iv.n, iv.method + ", clipped")
+
+
 def bounded_interval(values: Sequence[float], confidence: float, lo: float = 0.0,
                      hi: float = 1.0) -> Interval:
-    """The t interval, or -- when it leaves [lo, hi] -- the percentile bootstrap of the mean
-    (deterministic; it never leaves the range of the data)."""
-    iv = t_interval(values, confidence)
-    if iv.n < 2 or (iv.low >= lo and iv.high <= hi):
-        return iv
-    x = _finite(values)
-    means = np.random.default_rng(0).choice(x, size=(_BOOTSTRAP, len(x))).mean(axis=1)
-    low, high = np.quantile(means, [0.5 - confidence / 2, 0.5 + confidence / 2])
-    return Interval(iv.mean, iv.sd, float(low), float(high), iv.n, "bootstrap")
+    """The t interval of the mean of values that lie in [lo, hi] (e.g. accuracies), clipped to it."""
+    return clipped(t_interval(values, confidence), lo, hi)
 
 
 def paired_difference(a: Mapping[int, float], b: Mapping[int, float], confidence: float) -> Interval:

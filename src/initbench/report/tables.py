@@ -19,6 +19,7 @@ from initbench.config import Params
 from initbench.report.stats import (
     Interval,
     bounded_interval,
+    clipped,
     clopper_pearson,
     detectable_difference,
     paired_difference,
@@ -77,7 +78,7 @@ def pct(iv: Interval) -> str:
     if not math.isfinite(iv.mean):
         return "n/a"
     ci = f" [{100 * iv.low:.2f}, {100 * iv.high:.2f}]" if math.isfinite(iv.low) else ""
-    star = "*" if iv.method == "bootstrap" else ""
+    star = "*" if iv.method.endswith("clipped") else ""
     return f"{100 * iv.mean:.2f}{ci}{star}"
 
 
@@ -135,20 +136,23 @@ def cell_table(cell: dict[str, Any], confidence: float, margin: float
         rate_low, rate_high = clopper_pearson(k, n, confidence)
         iv = bounded_interval(list(acc[label].values()), confidence)
         liv = t_interval(list(loss[label].values()), confidence)
-        diff = paired_difference(acc[label], acc[ref], diff_conf)
+        diff = clipped(paired_difference(acc[label], acc[ref], diff_conf), -1.0, 1.0)
         detectable = detectable_difference(diff.sd, diff.n, diff_conf)
         words = verdict(diff, margin)
         if label == ref:
             text = "reference"
         elif math.isfinite(diff.low):
-            text = (f"{100 * diff.mean:+.2f} [{100 * diff.low:+.2f}, {100 * diff.high:+.2f}]: "
+            star = "*" if diff.method.endswith("clipped") else ""
+            text = (f"{100 * diff.mean:+.2f} [{100 * diff.low:+.2f}, {100 * diff.high:+.2f}]{star}: "
                     f"{words}" + (f" (detectable: {detectable_pp(detectable)})"
                                   if words in ("equivalent", "inconclusive") else ""))
         else:
             text = words
         fails = " / ".join(str(kinds.count(f)) for f in FAILURES)
+        sd = f"{100 * iv.sd:.2f}" if math.isfinite(iv.sd) else "-"
+        lost = f"{liv.mean:.4f}" if math.isfinite(liv.mean) else "-"
         rows.append(f"| {label} | {k}/{n} [{100 * rate_low:.0f}, {100 * rate_high:.0f}]% | {fails} "
-                    f"| {pct(iv)} | {100 * iv.sd:.2f} | {liv.mean:.4f} | {text} |")
+                    f"| {pct(iv)} | {sd} | {lost} | {text} |")
         summary[label] = {"mean": iv.mean, "low": iv.low, "high": iv.high, "sd": iv.sd,
                           "n": iv.n, "interval": iv.method, "trained": k, "seeds": n,
                           "trained_low": rate_low, "trained_high": rate_high,
