@@ -12,6 +12,9 @@ from initbench.sweep import grid
 def test_grid_is_every_combination_in_dvc_order():
     assert grid(["a=1,2", "b=x"]) == [["a=1", "b=x"], ["a=2", "b=x"]]
     assert grid(["a=1,2", "b=x,y"]) == [["a=1", "b=x"], ["a=1", "b=y"], ["a=2", "b=x"], ["a=2", "b=y"]]
+    # A list value is one value, not a sweep (as DVC queues it).
+    assert grid(["model.hidden=[128,64]", "b=x,y"]) == [["model.hidden=[128,64]", "b=x"],
+                                                       ["model.hidden=[128,64]", "b=y"]]
     for bad in ("a", "=1", "a="):
         with pytest.raises(config.ConfigError, match="expected key=value"):
             grid([bad])

@@ -11,7 +11,6 @@ experiment succeeded, FAILED otherwise, KILLED if interrupted (the queue is then
 
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 import time
@@ -22,14 +21,15 @@ from initbench import config
 
 
 def grid(overrides: Sequence[str]) -> list[list[str]]:
-    """``["a=1,2", "b=x"]`` -> ``[["a=1", "b=x"], ["a=2", "b=x"]]`` (DVC's -S grid syntax)."""
-    axes = []
+    """``["a=1,2", "b=x"]`` -> ``[["a=1", "b=x"], ["a=2", "b=x"]]``: DVC's own expansion of its -S
+    sweep syntax (Hydra's: ``a=1,2``, ``a=range(1,3)``; a list value ``[128,64]`` is one value)."""
+    from dvc.utils.hydra import get_hydra_sweeps
+
     for item in overrides:
         key, sep, values = item.partition("=")
         if not sep or not key or not values:
             raise config.ConfigError(f"--set {item!r}: expected key=value[,value...]")
-        axes.append([f"{key}={v}" for v in values.split(",")])
-    return [list(combo) for combo in itertools.product(*axes)]
+    return [combo["params.yaml"] for combo in get_hydra_sweeps({"params.yaml": list(overrides)})]
 
 
 def validate(params_path: Path, combos: list[list[str]]) -> None:
