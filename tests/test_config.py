@@ -138,7 +138,7 @@ def test_one_seed_is_allowed_zero_is_not(raw_params, path):
         assert params.study.seeds == 1 and cells["baseline"].seeds == 1
     else:
         assert params.study.depth.seeds == 1
-        assert all(c.seeds == 1 for name, c in cells.items() if name != "baseline")
+        assert all(c.seeds == 1 for name, c in cells.items() if name.startswith("depth-"))
     config.apply_overrides(raw_params, [f"{path}=0"])
     with pytest.raises(ConfigError, match=rf"params: {path}: got 0; allowed: an integer >= 1"):
         from_dict(raw_params)
@@ -146,8 +146,9 @@ def test_one_seed_is_allowed_zero_is_not(raw_params, path):
 
 def test_empty_depths_mean_no_depth_study(raw_params):
     raw_params["study"]["depth"]["depths"] = []
+    raw_params["study"]["phase"]["depths"] = []
     params = from_dict(raw_params)
-    assert params.study.depth.depths == ()
+    assert params.study.depth.depths == () == params.study.phase.depths
     assert list(params.cells()) == ["baseline"]
     raw_params["study"]["depth"]["depths"] = [2, 2]
     with pytest.raises(ConfigError, match=r"study.depth.depths: got \[2, 2\]; allowed: a list of distinct"):
@@ -160,9 +161,11 @@ def test_empty_depths_mean_no_depth_study(raw_params):
 def test_cells(raw_params):
     raw_params["study"]["depth"]["depths"] = [3, 1]
     raw_params["study"]["depth"]["activations"] = ["tanh", "relu"]
+    raw_params["study"]["phase"].update(depths=[4], activations=["relu"])
     params = from_dict(raw_params)
     cells = params.cells()
-    assert list(cells) == ["baseline", "depth-3-tanh", "depth-3-relu", "depth-1-tanh", "depth-1-relu"]
+    assert list(cells) == ["baseline", "depth-3-tanh", "depth-3-relu", "depth-1-tanh", "depth-1-relu",
+                           "phase-4-relu"]
     base = cells["baseline"]
     assert (base.name, base.model, base.train) == ("baseline", params.model, params.train)
     assert base.initializers == params.initializers and base.seeds == params.study.seeds
@@ -180,9 +183,10 @@ def test_cells(raw_params):
 
 def test_project_cells_baseline_first_then_every_depth_and_activation():
     params = load(ROOT / "params.yaml")
-    dc = params.study.depth
+    dc, pc = params.study.depth, params.study.phase
     assert list(params.cells()) == ["baseline"] + [
-        f"depth-{d}-{a}" for d in dc.depths for a in dc.activations]
+        f"depth-{d}-{a}" for d in dc.depths for a in dc.activations] + [
+        f"phase-{d}-{a}" for d in pc.depths for a in pc.activations]
 
 
 def test_unknown_cell(raw_params):

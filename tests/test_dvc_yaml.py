@@ -25,6 +25,7 @@ NEEDS = {
     "normalize": {f"{SRC}/data/normalize.py", f"{SRC}/data/idx.py", f"{SRC}/data/processed.py"},
     "train": TRAINING,
     "train_depth": TRAINING,
+    "train_phase": TRAINING,
     "report": {f"{SRC}/report", f"{SRC}/results.py"},
 }
 # The parameters each stage's outputs depend on (a listed key covers its sub-keys).
@@ -34,6 +35,8 @@ PARAM_NEEDS = {
     "train": {"data", "model", "train", "initializers", "study.seeds", "study.vary_data_order",
               "study.diagnostics_batch"},
     "train_depth": {"data", "train.seed", "study.depth", "study.vary_data_order",
+                    "study.diagnostics_batch"},
+    "train_phase": {"data", "train.seed", "study.phase", "study.vary_data_order",
                     "study.diagnostics_batch"},
     "report": {"model", "train", "initializers", "study"},
 }
@@ -61,7 +64,8 @@ def covered(path: str, deps: list[str]) -> bool:
 
 
 def test_the_stages():
-    assert list(dvc()["stages"]) == ["download", "normalize", "train", "train_depth", "report"]
+    assert list(dvc()["stages"]) == ["download", "normalize", "train", "train_depth", "train_phase",
+                                      "report"]
 
 
 @pytest.mark.parametrize("name", sorted(NEEDS))
@@ -120,6 +124,10 @@ def test_train_stages_write_where_the_report_reads():
     assert depth["cmd"] == 'initbench train --cell "$DVC_STAGE"'
     assert cell_from_stage("train_depth@${item.depth}-${item.activation}") == PurePosixPath(
         depth["outs"][0]).name
+    grid = stage("train_phase")
+    assert grid["cmd"] == depth["cmd"] and set(grid["matrix"]) == {"depth", "activation"}
+    assert cell_from_stage("train_phase@${item.depth}-${item.activation}") == PurePosixPath(
+        grid["outs"][0]).name == "phase-${item.depth}-${item.activation}"
     cells = paths.cells.relative_to(ROOT).as_posix()
     # The report reads the results only: run ids and wall times (data/runs) never rerun it.
     assert not [d for d in stage("report")["deps"] if d.startswith("data/runs")]

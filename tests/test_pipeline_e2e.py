@@ -26,6 +26,7 @@ LABELS = ("he_normal", "gaussian", "glorot_uniform")
 EPOCHS = 2
 SEEDS = 2
 CELLS = ("2-relu", "2-tanh", "5-relu", "5-tanh")
+PHASE = ("3-relu", "3-tanh")  # 3 sigma_w x 2 seeds each
 
 
 def members(root, cell: str = "baseline") -> list[dict]:
@@ -38,13 +39,15 @@ def members(root, cell: str = "baseline") -> list[dict]:
 
 def runs(client: MlflowClient, role: str):
     """Every run of ``role`` in the pipeline's experiment and the depth study's."""
-    exps = [client.get_experiment_by_name(n).experiment_id for n in ("initbench", "initbench-depth")]
+    exps = [client.get_experiment_by_name(n).experiment_id
+            for n in ("initbench", "initbench-depth", "initbench-phase")]
     return client.search_runs(exps, f"tags.`initbench.role` = '{role}'", max_results=5000)
 
 
 def test_every_stage_ran_and_wrote_its_outputs(project):
     root, first = project
-    expected = {"download", "normalize", "train", "report"} | {f"train_depth@{c}" for c in CELLS}
+    expected = ({"download", "normalize", "train", "report"} | {f"train_depth@{c}" for c in CELLS}
+                | {f"train_phase@{c}" for c in PHASE})
     assert ran_stages(first) == expected
     log = first.stdout + first.stderr
     # Each cell says what it will do and how far it is; TensorFlow's start-up noise is gone.
@@ -82,14 +85,15 @@ def test_every_model_trained_once_with_its_own_run(project, client):
     models = runs(client, "model")
     keys = [(r.data.tags["initbench.cell"], r.data.tags["initbench.label"],
              r.data.tags["initbench.seed_index"]) for r in models]
-    assert len(keys) == len(set(keys)) == len(LABELS) * SEEDS + len(CELLS) * 5 * 2
+    assert len(keys) == len(set(keys)) == len(LABELS) * SEEDS + len(CELLS) * 5 * 2 + len(PHASE) * 3 * 2
     assert {r.info.status for r in models} == {"FINISHED"}
     # Organised for `mlflow ui`: the pipeline cell's initializers are top-level runs of the
     # experiment with their seeds as children; each depth cell is one top-level run (with its
     # models as children) in the experiment initbench-depth.
     groups = {r.info.run_id: r for r in runs(client, "initializer") + runs(client, "cell")}
     assert sorted(r.info.run_name for r in groups.values()) == sorted(
-        [f"baseline/{label}" for label in LABELS] + [f"depth-{c}" for c in CELLS])
+        [f"baseline/{label}" for label in LABELS] + [f"depth-{c}" for c in CELLS]
+        + [f"phase-{c}" for c in PHASE])
     for r in groups.values():
         assert "mlflow.parentRunId" not in r.data.tags and r.info.status == "FINISHED"
         assert r.data.tags["initbench.pipeline_run"] == parent.info.run_id
@@ -213,8 +217,11 @@ def test_report_holds_the_comparison_and_the_study(project):
     assert "Not tested: the claims are about the article's configuration" in report
     assert "- N(0,1) saturates deep tanh (share of |a| > 0.99, depth 5): predicted" in report
     assert "## 3. Signal propagation at initialization (depth 5)" in report
+    assert "## 4. Where each weight scale trains: the phase diagram" in report
+    assert re.search(r"agree on trainability at \*\*\d+ of 6\*\* points", report)
+    assert "| 3 | " in report.split("**tanh**: test accuracy")[1]
     for name in ("comparison", "accuracy_vs_depth", "activation_std_at_init",
-                 "gradient_norm_at_init", "baseline_curves"):
+                 "gradient_norm_at_init", "baseline_curves", "phase_diagram"):
         assert (root / f"reports/figures/{name}.png").read_bytes()[:4] == b"\x89PNG"
     for cell in CELLS:
         depth = int(cell.split("-")[0])
@@ -244,7 +251,7 @@ def test_log_replays_the_outputs_into_a_new_store_without_training(project, env,
     assert "Traceback" not in proc.stderr and "absl::InitializeLog" not in proc.stderr
     new = MlflowClient(tracking_uri=fresh["MLFLOW_TRACKING_URI"])
     models = runs(new, "model")
-    assert len(models) == len(LABELS) * SEEDS + len(CELLS) * 5 * 2
+    assert len(models) == len(LABELS) * SEEDS + len(CELLS) * 5 * 2 + len(PHASE) * 3 * 2
     assert {r.data.tags["initbench.replayed"] for r in models} == {"true"}
     by_key = {(r.data.tags["initbench.label"], int(r.data.tags["initbench.seed_index"])): r
               for r in models if r.data.tags["initbench.cell"] == "baseline"}

@@ -49,15 +49,16 @@ def same_order(n: int, data_seed: int = 42) -> list[Member]:
 
 
 def test_stack_size_respects_the_cache_budget():
-    assert stack_size(SMALL) == MAX_STACK == 8
+    assert stack_size(SMALL) == MAX_STACK == 10
     assert stack_size(DEEP) == 4
     assert stack_size(10**9) == 1
     assert stack_size(0) == MAX_STACK
 
 
 @pytest.mark.parametrize(("n", "n_params", "want"), [
-    (50, SMALL, [8, 7, 7, 7, 7, 7, 7]),
-    (10, SMALL, [5, 5]),
+    (50, SMALL, [10, 10, 10, 10, 10]),
+    (44, SMALL, [9, 9, 9, 9, 8]),
+    (10, SMALL, [10]),
     (16, SMALL, [8, 8]),
     (3, SMALL, [3]),
     (9, DEEP, [3, 3, 3]),
@@ -85,7 +86,7 @@ def test_stacks_never_mix_data_orders():
         (m.label, m.seed_index) for m in members)
     for p in parts:  # within a data order, the plan's order
         assert p == [m for m in members if m.data_seed == p[0].data_seed]
-    # One shared data order: 12 models, MAX_STACK 8 -> two even stacks, in the plan's order.
+    # One shared data order: 12 models, MAX_STACK 10 -> two even stacks, in the plan's order.
     shared = plan(cell, base_seed=42, vary_data=False)
     assert {m.data_seed for m in shared} == {42}
     assert [m.init_seed for m in shared if m.label == "zeros"] == [42, 43, 44, 45]

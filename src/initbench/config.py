@@ -157,8 +157,9 @@ class InitializerSpec:
 
 
 @dataclass(frozen=True)
-class DepthConfig:
-    """The deep-network experiment: one cell per (depth, activation), plain deep MLPs."""
+class GridConfig:
+    """What the depth study and the phase diagram share: plain deep MLPs (no normalization, no
+    skip connections), one cell per (depth, activation), trained with their own optimizer."""
 
     depths: tuple[int, ...]
     width: int
@@ -170,26 +171,65 @@ class DepthConfig:
     epochs: int
     seeds: int
     train_limit: int | None
-    initializers: Mapping[str, InitializerSpec]
+    prefix: typing.ClassVar[str] = "study.depth"
 
     def __post_init__(self) -> None:
-        _check_training(self, "study.depth")
+        p = self.prefix
+        _check_training(self, p)
         if any(not 0 < d <= MAX_LAYERS for d in self.depths) or len(set(self.depths)) != len(self.depths):
-            _fail("study.depth.depths", list(self.depths),
-                  f"a list of distinct integers in [1, {MAX_LAYERS}] (empty: no depth study)")
+            _fail(f"{p}.depths", list(self.depths),
+                  f"a list of distinct integers in [1, {MAX_LAYERS}] ([]: none)")
         if not 0 < self.width <= MAX_WIDTH:
-            _fail("study.depth.width", self.width, f"an integer in [1, {MAX_WIDTH}]")
+            _fail(f"{p}.width", self.width, f"an integer in [1, {MAX_WIDTH}]")
         for act in self.activations:
-            _choose("study.depth.activations", act, ACTIVATIONS)
+            _choose(f"{p}.activations", act, ACTIVATIONS)
         if len(set(self.activations)) != len(self.activations):
-            _fail("study.depth.activations", list(self.activations), "distinct activations")
+            _fail(f"{p}.activations", list(self.activations), "distinct activations")
         if not self.activations:
-            _fail("study.depth.activations", [], "a non-empty list")
+            _fail(f"{p}.activations", [], "a non-empty list")
         if self.seeds < 1:
-            _fail("study.depth.seeds", self.seeds, "an integer >= 1 (2 or more for an interval)")
+            _fail(f"{p}.seeds", self.seeds, "an integer >= 1 (2 or more for an interval)")
         if self.train_limit is not None and self.train_limit < 100:
-            _fail("study.depth.train_limit", self.train_limit, "null or an integer >= 100")
+            _fail(f"{p}.train_limit", self.train_limit, "null or an integer >= 100")
 
+    def training(self, seed: int) -> TrainConfig:
+        return TrainConfig(self.optimizer, self.learning_rate, self.momentum, self.batch_size,
+                           self.epochs, seed)
+
+
+@dataclass(frozen=True)
+class DepthConfig(GridConfig):
+    """The depth study: every initializer of ``study.depth.initializers`` at every depth."""
+
+    initializers: Mapping[str, InitializerSpec]
+
+
+@dataclass(frozen=True)
+class PhaseConfig(GridConfig):
+    """The trainability phase diagram (Schoenholz et al. 2017): weights N(0, sigma_w^2 / fan_in),
+    zero biases, for every sigma_w of the grid at every depth."""
+
+    sigma_w: tuple[float, ...]
+    prefix: typing.ClassVar[str] = "study.phase"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (not self.sigma_w or len(set(self.sigma_w)) != len(self.sigma_w)
+                or any(not (math.isfinite(s) and 0 < s <= 10) for s in self.sigma_w)):
+            _fail("study.phase.sigma_w", list(self.sigma_w),
+                  "a non-empty list of distinct numbers in (0, 10]")
+
+    @property
+    def initializers(self) -> Mapping[str, InitializerSpec]:
+        """label ``sw_<sigma_w>`` (``.`` written ``p``: ``sw_1p41``) -> its variance_scaling."""
+        return types.MappingProxyType({
+            sigma_label(s): InitializerSpec(sigma_label(s), "variance_scaling", types.MappingProxyType(
+                {"scale": s * s, "mode": "fan_in", "distribution": "untruncated_normal"}))
+            for s in self.sigma_w})
+
+
+def sigma_label(sigma_w: float) -> str:
+    return "sw_" + f"{sigma_w:g}".replace(".", "p")
 
 
 @dataclass(frozen=True)
@@ -202,6 +242,7 @@ class StudyConfig:
     equivalence_margin: float
     diagnostics_batch: int
     depth: DepthConfig
+    phase: PhaseConfig
 
     def __post_init__(self) -> None:
         if self.seeds < 1:
@@ -246,17 +287,17 @@ class Params:
     registered_model: str | None = None  # MLflow model registry name for the best model; None: off
 
     def cells(self) -> dict[str, CellConfig]:
-        """Every cell of these params, by name: ``baseline`` first, then the depth cells."""
+        """Every cell of these params, by name: ``baseline`` first, then the depth cells, then
+        the phase diagram's."""
         out = {"baseline": CellConfig("baseline", self.model, self.train, self.initializers,
                                       self.study.seeds, None, True)}
-        dc = self.study.depth
-        train = TrainConfig(dc.optimizer, dc.learning_rate, dc.momentum, dc.batch_size, dc.epochs,
-                            self.train.seed)
-        for depth in dc.depths:
-            for act in dc.activations:
-                name = cell_name(depth, act)
-                out[name] = CellConfig(name, ModelConfig((dc.width,) * depth, act), train,
-                                       dc.initializers, dc.seeds, dc.train_limit, False)
+        for kind, grid in (("depth", self.study.depth), ("phase", self.study.phase)):
+            for depth in grid.depths:
+                for act in grid.activations:
+                    name = cell_name(depth, act, kind)
+                    out[name] = CellConfig(name, ModelConfig((grid.width,) * depth, act),
+                                           grid.training(self.train.seed), grid.initializers,
+                                           grid.seeds, grid.train_limit, False)
         return out
 
     def cell(self, name: str) -> CellConfig:
@@ -348,11 +389,17 @@ def from_dict(raw: Any) -> Params:
               "digits, '.', '_', '-', at most 128 characters")
     model = _section(ModelConfig, raw["model"], "model")
     study = raw["study"] if isinstance(raw["study"], Mapping) else _fail("study", raw["study"], "a mapping")
-    depth = study.get("depth")
-    if not isinstance(depth, Mapping):
-        _fail("study.depth", depth, "a mapping")
+    grids = {}
+    for key in ("depth", "phase"):
+        if not isinstance(study.get(key), Mapping):
+            _fail(f"study.{key}", study.get(key), "a mapping")
+    depth = study["depth"]
     activations = depth.get("activations")
     activations = activations if isinstance(activations, list) else []
+    grids["depth"] = _section(DepthConfig, depth, "study.depth", initializers=_initializer_map(
+        depth.get("initializers"), "study.depth.initializers",
+        [a for a in activations if a in ACTIVATIONS] + ["linear"]))
+    grids["phase"] = _section(PhaseConfig, study["phase"], "study.phase")
     return Params(
         experiment=raw["experiment"],
         registered_model=registered,
@@ -360,10 +407,7 @@ def from_dict(raw: Any) -> Params:
         model=model,
         train=_section(TrainConfig, raw["train"], "train"),
         initializers=_initializer_map(raw["initializers"], "initializers", [model.activation]),
-        study=_section(StudyConfig, study, "study", depth=_section(
-            DepthConfig, depth, "study.depth", initializers=_initializer_map(
-                depth.get("initializers"), "study.depth.initializers",
-                [a for a in activations if a in ACTIVATIONS] + ["linear"]))),
+        study=_section(StudyConfig, study, "study", **grids),
     )
 
 

@@ -56,22 +56,30 @@ def find_root(start: Path | None = None) -> Path:
     )
 
 
-def cell_name(depth: int | None = None, activation: str | None = None) -> str:
-    """``baseline`` (the pipeline's model) or ``depth-<d>-<activation>`` (a depth-study cell)."""
-    return "baseline" if depth is None else f"depth-{depth}-{activation}"
+CELL_KINDS = ("depth", "phase")  # grid cells: ``<kind>-<d>-<activation>``, trained by ``train_<kind>@``
+
+
+def cell_name(depth: int | None = None, activation: str | None = None, kind: str = "depth") -> str:
+    """``baseline`` (the pipeline's model), ``depth-<d>-<activation>`` (a depth-study cell) or
+    ``phase-<d>-<activation>`` (a column of the trainability phase diagram)."""
+    return "baseline" if depth is None else f"{kind}-{depth}-{activation}"
 
 
 def cell_from_stage(name: str) -> str:
     """A cell name, also from the DVC stage that trains it: ``train`` -> ``baseline``,
-    ``train_depth@<d>-<activation>`` -> ``depth-<d>-<activation>``; other names unchanged."""
+    ``train_<kind>@<d>-<activation>`` -> ``<kind>-<d>-<activation>``; other names unchanged."""
     if name == "train":
         return "baseline"
-    return "depth-" + name.removeprefix("train_depth@") if name.startswith("train_depth@") else name
+    for kind in CELL_KINDS:
+        if name.startswith(f"train_{kind}@"):
+            return f"{kind}-" + name.removeprefix(f"train_{kind}@")
+    return name
 
 
 def stage_of_cell(cell: str) -> str:
     """The DVC stage that trains ``cell``: the inverse of :func:`cell_from_stage`."""
-    return "train" if cell == "baseline" else "train_depth@" + cell.removeprefix("depth-")
+    kind, _, rest = cell.partition("-")
+    return f"train_{kind}@{rest}" if kind in CELL_KINDS and rest else "train"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 from initbench import publish, tracking
 from initbench.config import Params
 from initbench.paths import REPORT_FILES, atomic_output, cell_name, check_output
-from initbench.report import checks, diag_plots, figures, tracked
+from initbench.report import checks, diag_plots, figures, isometry, phase, tracked
 from initbench.report.stats import bounded_interval
 from initbench.report.tables import (
     by_label,
@@ -51,7 +51,9 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
     """Run the stage: write ``out_dir`` (report.md, figures/, summary.json, diagnostics/) atomically."""
     check_output(out_dir, REPORT_FILES)
     tracking.use_project_store()
-    cells = load_cells(params, cells_dir)
+    every = load_cells(params, cells_dir)
+    # The phase diagram's cells are read as one grid, not as cells of initializers to compare.
+    cells = {k: v for k, v in every.items() if not k.startswith("phase-")}
     conf, dc = params.study.confidence, params.study.depth
     with atomic_output(out_dir, REPORT_FILES) as tmp:
         fig_dir = tmp / "figures"
@@ -77,9 +79,13 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
             figures.per_layer({k: init_profile(c, "grad_norm") for k, c in deep.items()},
                               "||dL/dW||", "Kernel gradient norm per layer at initialization",
                               fig_dir / "gradient_norm_at_init.png")
+            if deepest > 1:
+                isometry.figure(deep, fig_dir / "jacobian_spectrum.png")
+        if params.study.phase.depths:
+            phase.figure(every, params.study.phase, fig_dir / "phase_diagram.png")
         diag_plots.write(cells, tmp / "diagnostics")
         tracked.write(cells["baseline"], tmp)
-        (tmp / "report.md").write_text(_markdown(params, cells, tables, summary))
+        (tmp / "report.md").write_text(_markdown(params, every, tables, summary))
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         publish.log_report(params.experiment, root, tmp, comparison_columns(cells["baseline"]),
                            params.registered_model, params.study.seeds)
@@ -129,6 +135,9 @@ def _markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]
     ]
     if dc.depths:
         lines += _depth_sections(params, cells, tables)
+    if params.study.phase.depths:
+        lines += [f"## {4 if dc.depths else 2}. Where each weight scale trains: the phase diagram", "",
+                  *phase.markdown(cells, params.study.phase, "figures/phase_diagram.png"), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -176,6 +185,17 @@ def _depth_sections(params: Params, cells: dict[str, Any], tables: dict[str, lis
     lines += ["", "0 (clipped): exactly zero, because the softmax output is one-hot and the loss "
               "clips every example's probability, which passes no gradient; tiny values are "
               "measured (float64 statistics: nothing under- or overflows)."]
+    if deepest > 1:
+        lines += ["", f"### Dynamical isometry at initialization (depth {deepest})", "",
+                  "Singular values of J = dh_L / dh_1, the Jacobian of the last hidden layer's "
+                  "activations with respect to the first's, pooled over 8 training examples "
+                  "(Pennington et al. 2017). Mean-field theory predicts their mean square (the "
+                  "product of the layers' chi_1, from each model's measured first layer); the "
+                  "spread is set by the weights' distribution.", "",
+                  "![Jacobian spectrum](figures/jacobian_spectrum.png)", ""]
+        for a in dc.activations:
+            lines += [f"**{deepest} hidden layers, {a}**", "",
+                      *isometry.table(cells[cell_name(deepest, a)], params.study.confidence), ""]
     return lines
 
 

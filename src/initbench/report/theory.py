@@ -21,11 +21,13 @@ Propagation", ICLR, arXiv:1611.01232. Glorot & Bengio (2010), AISTATS. He et al.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import optimize
 
 SATURATION = 0.99  # |tanh(z)| above this counts as saturated (initbench.train.diagnostics)
 # E[f(x)], x ~ N(0, 1), as a fine trapezoid rule: tanh's transition has width 1/sqrt(q) in x, which
@@ -81,6 +83,44 @@ def chi_1(activation: str, q: float, sigma_w2: float) -> float:
     if activation == "tanh":
         return sigma_w2 * gauss(lambda z: 1 / np.cosh(z) ** 4, q)
     return sigma_w2
+
+
+def fixed_point(activation: str, sigma_w2: float) -> float:
+    """q* > 0, the stable fixed point of the variance map q = sigma_w^2 E[phi(z)^2] with zero biases
+    for an odd, saturating phi (tanh) in its chaotic phase (sigma_w^2 > 1); 0 otherwise. Solved as
+    a root (plain iteration converges ever more slowly towards the edge of chaos)."""
+    if activation != "tanh" or sigma_w2 <= 1:
+        return 0.0
+
+    def excess(q: float) -> float:  # > 0 below q*, < 0 above it: E[tanh^2] / q falls with q
+        return sigma_w2 * moments(activation, q)[1] / q - 1
+
+    lo = 1e-9
+    if excess(lo) <= 0:
+        return 0.0
+    return float(optimize.brentq(excess, lo, sigma_w2, xtol=1e-12, rtol=1e-10))
+
+
+@functools.lru_cache(maxsize=4096)
+def depth_scale(activation: str, sigma_w: float) -> float:
+    """xi, the depth over which signals propagate at weight scale sigma_w and zero biases.
+
+    tanh (Schoenholz et al. 2017, eq. 9): ordered phase (sigma_w <= 1: q* = 0, every input
+    converges to one point) xi = -1 / ln(chi_1), chi_1 = sigma_w^2; chaotic phase (sigma_w > 1:
+    q* > 0, the correlation's fixed point is c* = 0 for an odd phi) xi = -1 / ln(chi_c),
+    chi_c = sigma_w^2 (E[phi'(sqrt(q*) z)])^2. ReLU (and linear): with zero biases the correlation
+    map does not depend on sigma_w; what does is the gradient's per-layer factor chi_1 =
+    sigma_w^2 / 2 (sigma_w^2 for linear), so xi = 1 / |ln chi_1| (He's sigma_w^2 = 2: infinite).
+    """
+    s2 = sigma_w * sigma_w
+    if activation in ("relu", "linear"):
+        chi = s2 / 2 if activation == "relu" else s2
+    elif activation == "tanh":
+        q = fixed_point("tanh", s2) if s2 > 1 else 0.0
+        chi = s2 * gauss(lambda z: 1 / np.cosh(z) ** 2, q) ** 2 if q > 0 else s2
+    else:
+        raise ValueError(f"no depth scale for activation {activation!r}; known: relu, tanh, linear")
+    return math.inf if chi == 1 else 1 / abs(math.log(chi))
 
 
 def _normal_sf(x: float) -> float:

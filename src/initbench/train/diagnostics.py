@@ -68,3 +68,43 @@ def signal_stats(stack: StackedMLP, x: np.ndarray, y: np.ndarray, activation: st
         out["kernel_std"].append(tf.math.reduce_std(w, axis=(1, 2)))
     return {k: np.stack([np.asarray(v, dtype=np.float64) for v in vals], axis=1)
             for k, vals in out.items()}
+
+
+JACOBIAN_INPUTS = 8  # examples of the fixed batch whose Jacobians are pooled
+PERCENTILES = np.linspace(0, 100, 101)
+
+
+def jacobian_spectrum(stack: StackedMLP, x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(K, 101) percentiles 0..100 and (K,) mean square of the singular values of J = dh_L / dh_1,
+    the Jacobian of the
+    last hidden layer's activations with respect to the first's, pooled over the first
+    ``JACOBIAN_INPUTS`` examples of x; None unless there are >= 2 hidden layers of one width.
+
+    Dynamical isometry (Pennington et al. 2017, "Resurrecting the sigmoid in deep learning through
+    dynamical isometry", NeurIPS, arXiv:1711.04735): a deep network trains fast when all singular
+    values of J stay near 1. Its mean square is what mean-field theory predicts (the product of
+    the layers' chi_1); orthogonal weights keep the spread narrow where Gaussian ones at the same
+    variance spread it with depth. J = prod_l W_l diag(phi'(z_l)) for l = 2..L, in float64.
+    """
+    kernels = [w.numpy().astype(np.float64) for w in stack.params[0::2][1:-1]]  # (K, n, n) each
+    if not kernels or len({w.shape[1:] for w in kernels}) != 1 or kernels[0].shape[1] != kernels[0].shape[2]:
+        return None
+    _, pre, _ = stack.forward(tf.constant(x[:JACOBIAN_INPUTS]), collect=True)
+    slopes = []
+    for z in pre[1:-1]:  # phi'(z_l), elementwise, by autodiff: any activation
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            a = stack.activation(z)
+        slopes.append(tape.gradient(a, z).numpy().astype(np.float64))  # (K, B, n)
+    out, mean_sq = [], []
+    for k in range(stack.k):
+        values = []
+        for b in range(slopes[0].shape[1]):
+            j = np.eye(kernels[0].shape[1])
+            for w, d in zip(kernels, slopes, strict=True):
+                j = (j @ w[k]) * d[k, b][None, :]
+            values.append(np.linalg.svd(j, compute_uv=False))
+        pooled = np.concatenate(values)
+        out.append(np.percentile(pooled, PERCENTILES))
+        mean_sq.append(np.mean(pooled**2))
+    return np.asarray(out), np.asarray(mean_sq)

@@ -1,0 +1,94 @@
+"""The input-output Jacobian spectrum at initialization (dynamical isometry, Pennington et al. 2017)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from initbench.config import TrainConfig
+from initbench.train.diagnostics import JACOBIAN_INPUTS, jacobian_spectrum
+from initbench.train.stacked import StackedMLP
+
+CFG = TrainConfig("sgd", 0.01, 0.0, 32, 1, 0)
+
+
+def mlp(widths, activation, init, seed):
+    layers = [keras.Input((28, 28)), keras.layers.Flatten()]
+    for i, w in enumerate(widths):
+        layers.append(keras.layers.Dense(w, activation, kernel_initializer=init(seed * 100 + i)))
+    layers.append(keras.layers.Dense(10, "softmax", kernel_initializer=init(seed * 100 + 99)))
+    return keras.Sequential(layers)
+
+
+def test_orthogonal_linear_net_is_an_exact_isometry_and_gaussian_is_not():
+    x = np.random.default_rng(0).random((16, 28, 28), dtype=np.float32)
+    ortho = [mlp([64] * 12, "linear", lambda s: keras.initializers.Orthogonal(1.0, seed=s), i)
+             for i in range(2)]
+    spectrum, mean_sq = jacobian_spectrum(StackedMLP(ortho, "linear", CFG), x)
+    assert spectrum.shape == (2, 101)
+    np.testing.assert_allclose(mean_sq, 1.0, atol=1e-5)
+    np.testing.assert_allclose(spectrum, 1.0, atol=1e-5)  # every singular value is 1
+    gauss = [mlp([64] * 12, "linear", lambda s: keras.initializers.RandomNormal(0, 1 / 8, seed=s), i)
+             for i in range(2)]
+    g, g_sq = jacobian_spectrum(StackedMLP(gauss, "linear", CFG), x)
+    # Same variance (1 / fan_in), so the same mean-field mean square singular value (~1), but a
+    # product of 11 Gaussian matrices spreads the spectrum over orders of magnitude.
+    assert (g[:, 95] / g[:, 5] > 10).all()
+    assert (g_sq > 0.2).all() and (g_sq < 5).all()
+
+
+def test_spectrum_matches_the_autodiff_jacobian():
+    x = np.random.default_rng(1).random((JACOBIAN_INPUTS, 28, 28), dtype=np.float32)
+    models = [mlp([32] * 4, "tanh", lambda s: keras.initializers.GlorotNormal(seed=s), i)
+              for i in range(2)]
+    spectrum, mean_sq = jacobian_spectrum(StackedMLP(models, "tanh", CFG), x)
+    for k, model in enumerate(models):
+        dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+        values = []
+        for b in range(JACOBIAN_INPUTS):
+            h1 = dense[0](tf.reshape(x[b:b + 1], (1, -1)))
+            with tf.GradientTape() as tape:
+                tape.watch(h1)
+                h = h1
+                for layer in dense[1:-1]:
+                    h = layer(h)
+            jac = tape.batch_jacobian(h, h1)[0].numpy()
+            values.append(np.linalg.svd(jac.astype(np.float64), compute_uv=False))
+        pooled = np.concatenate(values)
+        expected = np.percentile(pooled, np.linspace(0, 100, 101))
+        np.testing.assert_allclose(spectrum[k], expected, rtol=1e-4, atol=1e-6)
+        assert mean_sq[k] == pytest.approx(np.mean(pooled**2), rel=1e-4)
+
+
+def test_no_spectrum_without_square_hidden_layers():
+    x = np.zeros((8, 28, 28), np.float32)
+    one = [mlp([16], "relu", lambda s: keras.initializers.HeNormal(seed=s), 0)]
+    assert jacobian_spectrum(StackedMLP(one, "relu", CFG), x) is None
+    uneven = [mlp([16, 8], "relu", lambda s: keras.initializers.HeNormal(seed=s), 0)]
+    assert jacobian_spectrum(StackedMLP(uneven, "relu", CFG), x) is None
+
+
+def _synthetic(label: str, seed: int, spread: float, mean_sq: float) -> dict:
+    """A linear 3-hidden-layer member of width 4 with sigma_w^2 = 4 x 0.5^2 = 1: theory says 1."""
+    p = np.geomspace(1 / np.sqrt(spread), np.sqrt(spread), 101).tolist()
+    diag = {"pre_mean": [[0.0] * 4], "pre_std": [[1.0] * 4], "kernel_std": [[0.1, 0.5, 0.5, 0.3]]}
+    return {"label": label, "seed_index": seed, "diagnostics": diag,
+            "jacobian_sv_percentiles": p, "jacobian_mean_sq": mean_sq}
+
+
+def test_isometry_table_checks_theory_and_the_orthogonal_claim():
+    from initbench.report import isometry
+
+    def cell(ortho_spread: float) -> dict:
+        members = [_synthetic("orthogonal_g1", i, ortho_spread, 1.0) for i in range(3)]
+        members += [_synthetic("lecun_normal", i, 30.0 + i, 1.02 - 0.02 * i) for i in range(3)]
+        members += [_synthetic("wrong", i, 5.0, 9.0) for i in range(3)]
+        return {"activation": "linear", "config": {"model.hidden": [4, 4, 4]}, "members": members}
+
+    text = "\n".join(isometry.table(cell(1.5), 0.95))
+    assert "| orthogonal_g1 | 1 | 1 [" in text and "| yes |" in text
+    assert "| wrong | 1 | 9 [" in text and "| **no** |" in text  # 9x the predicted mean square
+    assert "✓ Orthogonal weights (gain 1) keep J's spectrum narrower" in text
+    assert "✗ Orthogonal" in "\n".join(isometry.table(cell(40.0), 0.95))  # must fail: wider
