@@ -147,6 +147,7 @@ def test_one_seed_is_allowed_zero_is_not(raw_params, path):
 def test_empty_depths_mean_no_depth_study(raw_params):
     raw_params["study"]["depth"]["depths"] = []
     raw_params["study"]["phase"]["depths"] = []
+    raw_params["study"]["lr_sweep"]["learning_rates"] = []
     params = from_dict(raw_params)
     assert params.study.depth.depths == () == params.study.phase.depths
     assert list(params.cells()) == ["baseline"]
@@ -164,8 +165,8 @@ def test_cells(raw_params):
     raw_params["study"]["phase"].update(depths=[4], activations=["relu"])
     params = from_dict(raw_params)
     cells = params.cells()
-    assert list(cells) == ["baseline", "depth-3-tanh", "depth-3-relu", "depth-1-tanh", "depth-1-relu",
-                           "phase-4-relu"]
+    assert list(cells) == ["baseline", "lr_sweep", "depth-3-tanh", "depth-3-relu", "depth-1-tanh",
+                           "depth-1-relu", "phase-4-relu"]
     base = cells["baseline"]
     assert (base.name, base.model, base.train) == ("baseline", params.model, params.train)
     assert base.initializers == params.initializers and base.seeds == params.study.seeds
@@ -184,11 +185,12 @@ def test_cells(raw_params):
 def test_project_cells_baseline_first_then_every_depth_and_activation():
     params = load(ROOT / "params.yaml")
     dc, pc = params.study.depth, params.study.phase
-    assert list(params.cells()) == ["baseline"] + [
+    assert list(params.cells()) == ["baseline", "lr_sweep"] + [
         f"depth-{d}-{a}" for d in dc.depths for a in dc.activations] + [
         f"phase-{d}-{a}" for d in pc.depths for a in pc.activations]
 
 
 def test_unknown_cell(raw_params):
-    with pytest.raises(ConfigError, match=r"params: cell: got 'nope'; allowed: baseline, depth-2-relu"):
+    with pytest.raises(ConfigError,
+                       match=r"params: cell: got 'nope'; allowed: baseline, lr_sweep, depth-2-relu"):
         from_dict(raw_params).cell("nope")

@@ -26,6 +26,7 @@ NEEDS = {
     "train": TRAINING,
     "train_depth": TRAINING,
     "train_phase": TRAINING,
+    "train_lr_sweep": TRAINING,
     "report": {f"{SRC}/report", f"{SRC}/results.py"},
 }
 # The parameters each stage's outputs depend on (a listed key covers its sub-keys).
@@ -38,6 +39,8 @@ PARAM_NEEDS = {
                     "study.diagnostics_batch"},
     "train_phase": {"data", "train.seed", "study.phase", "study.vary_data_order",
                     "study.diagnostics_batch"},
+    "train_lr_sweep": {"data", "model", "train", "initializers", "study.lr_sweep",
+                       "study.vary_data_order", "study.diagnostics_batch"},
     "report": {"model", "train", "initializers", "study"},
 }
 
@@ -64,8 +67,8 @@ def covered(path: str, deps: list[str]) -> bool:
 
 
 def test_the_stages():
-    assert list(dvc()["stages"]) == ["download", "normalize", "train", "train_depth", "train_phase",
-                                      "report"]
+    assert list(dvc()["stages"]) == ["download", "normalize", "train", "train_lr_sweep", "train_depth",
+                                      "train_phase", "report"]
 
 
 @pytest.mark.parametrize("name", sorted(NEEDS))

@@ -27,6 +27,8 @@ EPOCHS = 2
 SEEDS = 2
 CELLS = ("2-relu", "2-tanh", "5-relu", "5-tanh")
 PHASE = ("3-relu", "3-tanh")  # 3 sigma_w x 2 seeds each
+SWEPT = len(LABELS) * 1 * SEEDS  # the learning-rate sweep: one other rate
+MODELS = len(LABELS) * SEEDS + SWEPT + len(CELLS) * 5 * 2 + len(PHASE) * 3 * 2  # every model, once
 
 
 def members(root, cell: str = "baseline") -> list[dict]:
@@ -40,13 +42,14 @@ def members(root, cell: str = "baseline") -> list[dict]:
 def runs(client: MlflowClient, role: str):
     """Every run of ``role`` in the pipeline's experiment and the depth study's."""
     exps = [client.get_experiment_by_name(n).experiment_id
-            for n in ("initbench", "initbench-depth", "initbench-phase")]
+            for n in ("initbench", "initbench-lr_sweep", "initbench-depth", "initbench-phase")]
     return client.search_runs(exps, f"tags.`initbench.role` = '{role}'", max_results=5000)
 
 
 def test_every_stage_ran_and_wrote_its_outputs(project):
     root, first = project
-    expected = ({"download", "normalize", "train", "report"} | {f"train_depth@{c}" for c in CELLS}
+    expected = ({"download", "normalize", "train", "train_lr_sweep", "report"}
+                | {f"train_depth@{c}" for c in CELLS}
                 | {f"train_phase@{c}" for c in PHASE})
     assert ran_stages(first) == expected
     log = first.stdout + first.stderr
@@ -85,7 +88,7 @@ def test_every_model_trained_once_with_its_own_run(project, client):
     models = runs(client, "model")
     keys = [(r.data.tags["initbench.cell"], r.data.tags["initbench.label"],
              r.data.tags["initbench.seed_index"]) for r in models]
-    assert len(keys) == len(set(keys)) == len(LABELS) * SEEDS + len(CELLS) * 5 * 2 + len(PHASE) * 3 * 2
+    assert len(keys) == len(set(keys)) == MODELS
     assert {r.info.status for r in models} == {"FINISHED"}
     # Organised for `mlflow ui`: the pipeline cell's initializers are top-level runs of the
     # experiment with their seeds as children; each depth cell is one top-level run (with its
@@ -93,7 +96,7 @@ def test_every_model_trained_once_with_its_own_run(project, client):
     groups = {r.info.run_id: r for r in runs(client, "initializer") + runs(client, "cell")}
     assert sorted(r.info.run_name for r in groups.values()) == sorted(
         [f"baseline/{label}" for label in LABELS] + [f"depth-{c}" for c in CELLS]
-        + [f"phase-{c}" for c in PHASE])
+        + [f"phase-{c}" for c in PHASE] + ["lr_sweep"])
     for r in groups.values():
         assert "mlflow.parentRunId" not in r.data.tags and r.info.status == "FINISHED"
         assert r.data.tags["initbench.pipeline_run"] == parent.info.run_id
@@ -218,10 +221,13 @@ def test_report_holds_the_comparison_and_the_study(project):
     assert "- N(0,1) saturates deep tanh (share of |a| > 0.99, depth 5): predicted" in report
     assert "## 3. Signal propagation at initialization (depth 5)" in report
     assert "## 4. Where each weight scale trains: the phase diagram" in report
+    sweep = report.split("### Each initializer at its best learning rate")[1].split("##")[0]
+    assert all(f"| {label} | " in sweep for label in LABELS) and "Ranking by mean test accuracy" in sweep
+    assert "### Dynamical isometry at initialization (depth 5)" in report
     assert re.search(r"agree on trainability at \*\*\d+ of 6\*\* points", report)
     assert "| 3 | " in report.split("**tanh**: test accuracy")[1]
     for name in ("comparison", "accuracy_vs_depth", "activation_std_at_init",
-                 "gradient_norm_at_init", "baseline_curves", "phase_diagram"):
+                 "gradient_norm_at_init", "baseline_curves", "phase_diagram", "jacobian_spectrum"):
         assert (root / f"reports/figures/{name}.png").read_bytes()[:4] == b"\x89PNG"
     for cell in CELLS:
         depth = int(cell.split("-")[0])
@@ -251,7 +257,7 @@ def test_log_replays_the_outputs_into_a_new_store_without_training(project, env,
     assert "Traceback" not in proc.stderr and "absl::InitializeLog" not in proc.stderr
     new = MlflowClient(tracking_uri=fresh["MLFLOW_TRACKING_URI"])
     models = runs(new, "model")
-    assert len(models) == len(LABELS) * SEEDS + len(CELLS) * 5 * 2 + len(PHASE) * 3 * 2
+    assert len(models) == MODELS
     assert {r.data.tags["initbench.replayed"] for r in models} == {"true"}
     by_key = {(r.data.tags["initbench.label"], int(r.data.tags["initbench.seed_index"])): r
               for r in models if r.data.tags["initbench.cell"] == "baseline"}
@@ -362,12 +368,13 @@ def test_changing_one_initializer_reruns_only_the_pipeline_cell(project, env, cl
     text = path.read_text()
     edit_params(root, lambda p: p["initializers"]["gaussian"].update(stddev=0.2))
     changed = run(["dvc", "repro"], root, env)
-    assert ran_stages(changed) == {"train", "report"}  # the depth cells are not touched
+    # The pipeline's cell and its learning-rate sweep; the depth and phase cells are not touched.
+    assert ran_stages(changed) == {"train", "train_lr_sweep", "report"}
     # Back to the original value: DVC restores the outputs from its run cache without training,
     # and they still point at the MLflow runs that produced them.
     path.write_text(text)
     restored = run(["dvc", "repro"], root, env)
-    assert "train" not in ran_stages(restored)
+    assert not {"train", "train_lr_sweep"} & ran_stages(restored)
     assert [m["run_id"] for m in members(root) if m["label"] == "gaussian"] == original
     assert client.get_run(original[0]).data.tags["initbench.label"] == "gaussian"
 
@@ -401,7 +408,7 @@ def test_make_quick_leaves_params_alone_and_logs_into_the_projects_store(tmp_pat
     assert (root / ".quick/reports/report.md").is_file()
     assert subprocess.run(["git", "diff", "--quiet"], cwd=root).returncode == 0  # untouched
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
-    assert len(runs(client, "model")) == len(LABELS) * SEEDS + len(CELLS) * 5 * 2
+    assert len(runs(client, "model")) == MODELS
 
 
 def test_invalid_params_fail_before_any_work(tmp_path, env):

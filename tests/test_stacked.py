@@ -137,3 +137,27 @@ def test_reset_trains_exactly_as_a_fresh_stack(data):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="same architecture and count"):
         reused.reset(models((5,)))
+
+
+@pytest.mark.parametrize(("optimizer", "momentum", "rates"), [
+    ("adam", 0.0, (0.0003, 0.003, 0.001)), ("sgd", 0.9, (0.01, 0.1, 0.03))])
+def test_each_model_trains_at_its_own_learning_rate_exactly_as_alone(data, optimizer, momentum, rates):
+    """A learning-rate sweep in one stack: member k follows Keras' optimizer at rates[k]."""
+    mc = ModelConfig((64,), "relu")
+    cfg = TrainConfig(optimizer, 0.5, momentum, BATCH, 1, 0)  # 0.5: the cell default, unused here
+    members = [build_model(mc, spec("he_normal"), 3) for _ in rates]  # same start, 3 rates
+    stack = StackedMLP(members, "relu", cfg, learning_rates=rates)
+    x, y = data["x_train"], data["y_train"]
+    order = epoch_order(len(y), 0, 1)[: 100 * BATCH]
+    stack.train_epoch(tf.constant(x), tf.constant(y), order)
+    stack.write_back(members)
+    for k, lr in enumerate(rates):
+        alone = compile_model(build_model(mc, spec("he_normal"), 3),
+                              TrainConfig(optimizer, lr, momentum, BATCH, 1, 0))
+        for i in range(0, len(order), BATCH):
+            alone.train_on_batch(x[order[i:i + BATCH]], y[order[i:i + BATCH]])
+        for got, want in zip(members[k].get_weights(), alone.get_weights(), strict=True):
+            np.testing.assert_allclose(got, want, rtol=0, atol=2e-5)
+    assert not np.allclose(members[0].get_weights()[0], members[1].get_weights()[0])
+    with pytest.raises(ValueError, match="2 learning rates for 3 models"):
+        stack.reset(members, learning_rates=rates[:2])

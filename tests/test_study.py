@@ -45,7 +45,7 @@ def cell_of(names, seeds: int, hidden=(16,)) -> CellConfig:
 
 
 def same_order(n: int, data_seed: int = 42) -> list[Member]:
-    return [Member(f"m{i}", spec("zeros"), i, 100 + i, data_seed) for i in range(n)]
+    return [Member(f"m{i}", spec("zeros"), i, 100 + i, data_seed, 0.001) for i in range(n)]
 
 
 def test_stack_size_respects_the_cache_budget():

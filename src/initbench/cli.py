@@ -4,7 +4,8 @@ Each stage subcommand loads and validates the whole ``params.yaml`` first (so ba
 before any download or training), then calls the stage's importable function. Input and output
 paths default to the project's layout (``paths.Paths``, which mirrors dvc.yaml's deps/outs), so
 ``dvc.yaml`` commands carry no params value: nothing from params.yaml ever reaches a shell. The
-depth cells' commands name their cell through DVC's own ``$DVC_STAGE`` (``train_depth@2-relu``).
+depth and phase cells' commands name their cell through DVC's own ``$DVC_STAGE``
+(``train_depth@2-relu``, ``train_phase@8-tanh``).
 Every expected failure is one line, ``initbench <command>: error: ...``, and a non-zero exit.
 """
 
@@ -178,8 +179,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--stats", help="statistics JSON (default: data/processed/<dataset>.stats.json)")
     s = stage("train", cmd_train, "train and test one cell: every initializer x seed, in stacks")
     s.add_argument("--cell", default="baseline",
-                   help="baseline (the pipeline's model) or depth-<depth>-<activation>; also a DVC "
-                        "stage name (train, train_depth@<depth>-<activation>)")
+                   help="baseline (the pipeline's model), lr_sweep, depth-<depth>-<activation> or "
+                        "phase-<depth>-<activation>; also a DVC stage name (train, train_lr_sweep, "
+                        "train_depth@<depth>-<activation>, train_phase@<depth>-<activation>)")
     s.add_argument("--data", help="processed archive (default: data/processed/<dataset>.npz)")
     s.add_argument("--out", help="results directory (default: data/train/<cell>)")
     s.add_argument("--runs", help="run ids, timings and models (default: data/runs/<cell>)")

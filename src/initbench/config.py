@@ -228,8 +228,31 @@ class PhaseConfig(GridConfig):
             for s in self.sigma_w})
 
 
+def sweep_label(label: str, learning_rate: float) -> str:
+    """An initializer's label in the learning-rate sweep: ``he_normal-lr0.003``."""
+    return f"{label}-lr{learning_rate:g}"
+
+
 def sigma_label(sigma_w: float) -> str:
     return "sw_" + f"{sigma_w:g}".replace(".", "p")
+
+
+@dataclass(frozen=True)
+class LrSweepConfig:
+    """The pipeline cell's learning-rate sweep: every initializer also trained at these rates,
+    for the first ``seeds`` seeds (at most ``study.seeds``: the pipeline's cell supplies the
+    shared rate, and the sweep pairs with its models seed by seed)."""
+
+    learning_rates: tuple[float, ...]
+    seeds: int
+
+    def __post_init__(self) -> None:
+        if len(set(self.learning_rates)) != len(self.learning_rates) or any(
+                not (math.isfinite(r) and 0 < r <= 10) for r in self.learning_rates):
+            _fail("study.lr_sweep.learning_rates", list(self.learning_rates),
+                  "a list of distinct numbers in (0, 10] ([]: no sweep)")
+        if self.seeds < 1:
+            _fail("study.lr_sweep.seeds", self.seeds, "an integer >= 1")
 
 
 @dataclass(frozen=True)
@@ -241,6 +264,7 @@ class StudyConfig:
     confidence: float
     equivalence_margin: float
     diagnostics_batch: int
+    lr_sweep: LrSweepConfig
     depth: DepthConfig
     phase: PhaseConfig
 
@@ -274,6 +298,9 @@ class CellConfig:
     seeds: int
     train_limit: int | None
     save_models: bool
+    # label -> that label's learning rate, where it differs from train.learning_rate (the sweep)
+    learning_rates: Mapping[str, float] = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -286,11 +313,26 @@ class Params:
     study: StudyConfig
     registered_model: str | None = None  # MLflow model registry name for the best model; None: off
 
+    def __post_init__(self) -> None:
+        if self.train.learning_rate in self.study.lr_sweep.learning_rates:
+            _fail("study.lr_sweep.learning_rates", list(self.study.lr_sweep.learning_rates),
+                  f"rates other than train.learning_rate ({self.train.learning_rate}): the "
+                  "pipeline's cell already trains at it")
+
     def cells(self) -> dict[str, CellConfig]:
-        """Every cell of these params, by name: ``baseline`` first, then the depth cells, then
-        the phase diagram's."""
+        """Every cell of these params, by name: ``baseline`` first, the learning-rate sweep (if
+        any), the depth cells, then the phase diagram's."""
         out = {"baseline": CellConfig("baseline", self.model, self.train, self.initializers,
                                       self.study.seeds, None, True)}
+        sweep = self.study.lr_sweep
+        if sweep.learning_rates:
+            labels = {sweep_label(label, lr): (spec, lr) for label, spec in self.initializers.items()
+                      for lr in sweep.learning_rates}
+            out["lr_sweep"] = CellConfig(
+                "lr_sweep", self.model, self.train,
+                types.MappingProxyType({k: v[0] for k, v in labels.items()}),
+                min(sweep.seeds, self.study.seeds), None,
+                False, types.MappingProxyType({k: v[1] for k, v in labels.items()}))
         for kind, grid in (("depth", self.study.depth), ("phase", self.study.phase)):
             for depth in grid.depths:
                 for act in grid.activations:
@@ -400,6 +442,7 @@ def from_dict(raw: Any) -> Params:
         depth.get("initializers"), "study.depth.initializers",
         [a for a in activations if a in ACTIVATIONS] + ["linear"]))
     grids["phase"] = _section(PhaseConfig, study["phase"], "study.phase")
+    grids["lr_sweep"] = _section(LrSweepConfig, study.get("lr_sweep"), "study.lr_sweep")
     return Params(
         experiment=raw["experiment"],
         registered_model=registered,

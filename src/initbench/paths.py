@@ -57,6 +57,7 @@ def find_root(start: Path | None = None) -> Path:
 
 
 CELL_KINDS = ("depth", "phase")  # grid cells: ``<kind>-<d>-<activation>``, trained by ``train_<kind>@``
+SINGLE_CELLS = {"baseline": "train", "lr_sweep": "train_lr_sweep"}  # cell -> its one stage
 
 
 def cell_name(depth: int | None = None, activation: str | None = None, kind: str = "depth") -> str:
@@ -67,9 +68,11 @@ def cell_name(depth: int | None = None, activation: str | None = None, kind: str
 
 def cell_from_stage(name: str) -> str:
     """A cell name, also from the DVC stage that trains it: ``train`` -> ``baseline``,
-    ``train_<kind>@<d>-<activation>`` -> ``<kind>-<d>-<activation>``; other names unchanged."""
-    if name == "train":
-        return "baseline"
+    ``train_lr_sweep`` -> ``lr_sweep``, ``train_<kind>@<d>-<activation>`` ->
+    ``<kind>-<d>-<activation>``; other names unchanged."""
+    for cell, stage in SINGLE_CELLS.items():
+        if name == stage:
+            return cell
     for kind in CELL_KINDS:
         if name.startswith(f"train_{kind}@"):
             return f"{kind}-" + name.removeprefix(f"train_{kind}@")
@@ -78,6 +81,8 @@ def cell_from_stage(name: str) -> str:
 
 def stage_of_cell(cell: str) -> str:
     """The DVC stage that trains ``cell``: the inverse of :func:`cell_from_stage`."""
+    if cell in SINGLE_CELLS:
+        return SINGLE_CELLS[cell]
     kind, _, rest = cell.partition("-")
     return f"train_{kind}@{rest}" if kind in CELL_KINDS and rest else "train"
 

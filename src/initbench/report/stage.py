@@ -12,7 +12,7 @@ import numpy as np
 from initbench import publish, tracking
 from initbench.config import Params
 from initbench.paths import REPORT_FILES, atomic_output, cell_name, check_output
-from initbench.report import checks, diag_plots, figures, isometry, phase, tracked
+from initbench.report import checks, diag_plots, figures, isometry, lr_sweep, phase, tracked
 from initbench.report.stats import bounded_interval
 from initbench.report.tables import (
     by_label,
@@ -52,8 +52,9 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
     check_output(out_dir, REPORT_FILES)
     tracking.use_project_store()
     every = load_cells(params, cells_dir)
-    # The phase diagram's cells are read as one grid, not as cells of initializers to compare.
-    cells = {k: v for k, v in every.items() if not k.startswith("phase-")}
+    # The phase diagram's cells are read as one grid, and the learning-rate sweep against the
+    # pipeline's cell, not as cells of initializers to compare.
+    cells = {k: v for k, v in every.items() if not k.startswith("phase-") and k != "lr_sweep"}
     conf, dc = params.study.confidence, params.study.depth
     with atomic_output(out_dir, REPORT_FILES) as tmp:
         fig_dir = tmp / "figures"
@@ -133,6 +134,10 @@ def _markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]
         "![baseline curves](figures/baseline_curves.png)", "",
         "### The study's starting claims", "", *checks.claims(params, base, params.study.confidence), "",
     ]
+    if params.study.lr_sweep.learning_rates:
+        lines += ["### Each initializer at its best learning rate", "",
+                  *lr_sweep.markdown(base, cells["lr_sweep"], params.train.learning_rate,
+                                     params.study.lr_sweep, params.study.confidence), ""]
     if dc.depths:
         lines += _depth_sections(params, cells, tables)
     if params.study.phase.depths:

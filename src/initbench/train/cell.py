@@ -49,6 +49,7 @@ class Member:
     seed_index: int
     init_seed: int
     data_seed: int
+    learning_rate: float
 
 
 class Tracker(Protocol):
@@ -63,8 +64,9 @@ class Tracker(Protocol):
 
 def plan(cell: CellConfig, base_seed: int, vary_data: bool) -> list[Member]:
     """Every (initializer, seed) of the cell: init seed ``base_seed + i``; the data order is
-    ``base_seed`` for all, or the init seed when ``vary_data``."""
-    return [Member(label, spec, i, base_seed + i, base_seed + i if vary_data else base_seed)
+    ``base_seed`` for all, or the init seed when ``vary_data``; the label's learning rate."""
+    return [Member(label, spec, i, base_seed + i, base_seed + i if vary_data else base_seed,
+                   cell.learning_rates.get(label, cell.train.learning_rate))
             for label, spec in cell.initializers.items() for i in range(cell.seeds)]
 
 
@@ -128,10 +130,11 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
         for model, m in zip(models, stack, strict=True):
             data_dependent_init(model, m.spec, x, m.init_seed)
         trainer = compiled.get(len(stack))
+        rates = [m.learning_rate for m in stack]
         if trainer is None:
-            trainer = compiled[len(stack)] = StackedMLP(models, cell.model.activation, cell.train)
+            trainer = compiled[len(stack)] = StackedMLP(models, cell.model.activation, cell.train, rates)
         else:
-            trainer.reset(models)
+            trainer.reset(models, rates)
         diags: list[dict[str, np.ndarray]] = []
         finished = len(results)  # models done before this stack
         tic = time.perf_counter()
@@ -175,6 +178,7 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
                     del row["epoch_seconds"]
             done = [{"label": m.label, "initializer": m.spec.name, "args": dict(m.spec.args),
                      "seed_index": m.seed_index, "init_seed": m.init_seed, "data_seed": m.data_seed,
+                     "learning_rate": m.learning_rate,
                      "history": histories[k], **scores(data["y_test"], loss[k], pred[k]),
                      "final_train_loss": histories[k][-1]["loss"], "diverged": diverged(histories[k]),
                      "diagnostics": {s: [d[s][k].tolist() for d in diags] for s in diags[0]},

@@ -44,11 +44,15 @@ def dense_weights(model: keras.Model) -> list[tuple[np.ndarray, np.ndarray]]:
 class StackedMLP:
     """K MLPs (Flatten -> Dense... -> Dense softmax) trained together; see the module docstring."""
 
-    def __init__(self, models: Sequence[keras.Model], activation: str, cfg: TrainConfig) -> None:
+    def __init__(self, models: Sequence[keras.Model], activation: str, cfg: TrainConfig,
+                 learning_rates: Sequence[float] | None = None) -> None:
+        """``learning_rates``: one per model (a learning-rate sweep in one stack); default: every
+        model at ``cfg.learning_rate``."""
         self.k = len(models)
         self.activation = keras.activations.get(activation)
         self.cfg = cfg
         self.params = [tf.Variable(v, name=f"w{i}") for i, v in enumerate(self._stacked(models))]
+        self.lr = tf.Variable(self._rates(learning_rates), name="learning_rates")
         self.slots = [[tf.Variable(tf.zeros_like(p)) for p in self.params] for _ in range(2)]
         self.iterations = tf.Variable(0, dtype=tf.int64)
         self._epoch = tf.function(self._run_steps, jit_compile=True, reduce_retracing=True)
@@ -71,9 +75,16 @@ class StackedMLP:
                 out.append(value.astype(np.float32))
         return out
 
-    def reset(self, models: Sequence[keras.Model]) -> None:
+    def _rates(self, learning_rates: Sequence[float] | None) -> np.ndarray:
+        rates = np.full(self.k, self.cfg.learning_rate) if learning_rates is None else learning_rates
+        if len(rates) != self.k:
+            raise ValueError(f"{len(rates)} learning rates for {self.k} models")
+        return np.asarray(rates, np.float32)
+
+    def reset(self, models: Sequence[keras.Model], learning_rates: Sequence[float] | None = None) -> None:
         """Start over with the weights of ``models`` (same K and architecture), fresh optimizer
         state; the compiled functions are reused, so a new chunk of models costs no compile."""
+        self.lr.assign(self._rates(learning_rates))
         values = self._stacked(models)
         if [v.shape for v in values] != [tuple(p.shape) for p in self.params]:
             raise ValueError("reset needs models of the same architecture and count")
@@ -117,22 +128,25 @@ class StackedMLP:
 
     # -- optimizers (Keras 3's update rules, elementwise) ---------------------------------------
     def _apply(self, grads: list[tf.Tensor]) -> None:
-        lr = tf.constant(self.cfg.learning_rate, tf.float32)
         step = tf.cast(self.iterations + 1, tf.float32)
+
+        def lr_of(p: tf.Variable) -> tf.Tensor:  # each model's own rate, broadcast over its slice
+            return tf.reshape(self.lr, [self.k] + [1] * (len(p.shape) - 1))
+
         if self.cfg.optimizer == "adam":
             b1, b2, eps = 0.9, 0.999, 1e-7
-            alpha = lr * tf.sqrt(1.0 - tf.pow(b2, step)) / (1.0 - tf.pow(b1, step))
             for p, g, m, v in zip(self.params, grads, *self.slots, strict=True):
+                alpha = lr_of(p) * tf.sqrt(1.0 - tf.pow(b2, step)) / (1.0 - tf.pow(b1, step))
                 m.assign_add((g - m) * (1.0 - b1))
                 v.assign_add((tf.square(g) - v) * (1.0 - b2))
                 p.assign_sub((m * alpha) / (tf.sqrt(v) + eps))
         elif self.cfg.momentum > 0:
             for p, g, m in zip(self.params, grads, self.slots[0], strict=True):
-                m.assign(self.cfg.momentum * m - g * lr)
+                m.assign(self.cfg.momentum * m - g * lr_of(p))
                 p.assign_add(m)
         else:
             for p, g in zip(self.params, grads, strict=True):
-                p.assign_sub(g * lr)
+                p.assign_sub(g * lr_of(p))
         self.iterations.assign_add(1)
 
     def _step(self, xb: tf.Tensor, yb: tf.Tensor, wb: tf.Tensor):

@@ -90,7 +90,7 @@ def tracker(params: Params, cell: CellConfig, data: dict[str, Any], data_npz: Pa
         parent, exp, data["x_val"][:5], dataset,
         member_params=lambda m: {**initializer_params(m.spec, cell.model, m.init_seed),
                                  "seed_index": m.seed_index, "init_seed": m.init_seed,
-                                 "data_seed": m.data_seed},
+                                 "data_seed": m.data_seed, "train.learning_rate": m.learning_rate},
         save=save)
 
 
@@ -115,7 +115,7 @@ def run_cell(params: Params, cell_name: str, data_npz: Path, out_dir: Path, runs
         with tracker(params, cell, data, data_npz, root, parent, exp, save) as runs:
             results, timing = train_cell(cell, members, data, params.study.diagnostics_batch, runs)
         out = {"cell": cell.name, "activation": cell.model.activation,
-               "depth": len(cell.model.hidden) if cell.name != "baseline" else None,
+               "depth": len(cell.model.hidden) if cell.name.startswith(("depth-", "phase-")) else None,
                "config": cell_params(params, cell, len(data["y_train"])), "members": results}
         tmp.mkdir()
         write_cell(tmp, out)
