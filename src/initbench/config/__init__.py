@@ -1,0 +1,246 @@
+"""``params.yaml`` loaded into typed, frozen, validated config objects.
+
+This is the only place the parameters are read. Every key is required (``params.yaml`` is the
+single source of truth, so no second default lives here), unknown keys are rejected, and every
+error names the field, the value given and what is allowed, before any stage does work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from initbench.config.checks import (
+    ACTIVATIONS,
+    LABEL,
+    MAX_SEED,
+    OPTIMIZERS,
+    ConfigError,
+    _fail,
+    _unknown,
+)
+from initbench.config.sections import CellConfig, DataConfig, InitializerSpec, ModelConfig, TrainConfig
+from initbench.config.study import (
+    DepthConfig,
+    GridConfig,
+    LrSweepConfig,
+    PhaseConfig,
+    StudyConfig,
+    sigma_label,
+    sweep_label,
+)
+from initbench.init import registry as initializers
+from initbench.paths import cell_name
+
+__all__ = ["ACTIVATIONS", "MAX_SEED", "OPTIMIZERS", "CellConfig", "ConfigError", "DataConfig",
+           "DepthConfig", "GridConfig", "InitializerSpec", "LrSweepConfig", "ModelConfig", "Params",
+           "PhaseConfig", "StudyConfig", "TrainConfig", "apply_overrides", "from_dict", "load",
+           "parse_yaml", "sigma_label", "sweep_label"]
+
+
+@dataclass(frozen=True)
+class Params:
+    experiment: str
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    initializers: Mapping[str, InitializerSpec]
+    study: StudyConfig
+    registered_model: str | None = None  # MLflow model registry name for the best model; None: off
+
+    def __post_init__(self) -> None:
+        if self.train.learning_rate in self.study.lr_sweep.learning_rates:
+            _fail("study.lr_sweep.learning_rates", list(self.study.lr_sweep.learning_rates),
+                  f"rates other than train.learning_rate ({self.train.learning_rate}): the "
+                  "pipeline's cell already trains at it")
+
+    def cells(self) -> dict[str, CellConfig]:
+        """Every cell of these params, by name: ``baseline`` first, the learning-rate sweep (if
+        any), the depth cells, then the phase diagram's."""
+        out = {"baseline": CellConfig("baseline", self.model, self.train, self.initializers,
+                                      self.study.seeds, None, True)}
+        sweep = self.study.lr_sweep
+        if sweep.learning_rates:
+            labels = {sweep_label(label, lr): (spec, lr) for label, spec in self.initializers.items()
+                      for lr in sweep.learning_rates}
+            out["lr_sweep"] = CellConfig(
+                "lr_sweep", self.model, self.train,
+                types.MappingProxyType({k: v[0] for k, v in labels.items()}),
+                min(sweep.seeds, self.study.seeds), None,
+                False, types.MappingProxyType({k: v[1] for k, v in labels.items()}))
+        for kind, grid in (("depth", self.study.depth), ("phase", self.study.phase)):
+            for depth in grid.depths:
+                for act in grid.activations:
+                    name = cell_name(depth, act, kind)
+                    out[name] = CellConfig(name, ModelConfig((grid.width,) * depth, act),
+                                           grid.training(self.train.seed), grid.initializers,
+                                           grid.seeds, grid.train_limit, False)
+        return out
+
+    def cell(self, name: str) -> CellConfig:
+        cells = self.cells()
+        if name not in cells:
+            _fail("cell", name, ", ".join(cells))
+        return cells[name]
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _coerce(field: str, value: Any, hint: Any) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(field, value, inner)
+    if origin is tuple:
+        if not isinstance(value, Sequence) or isinstance(value, str):
+            _fail(field, value, "a list")
+        return tuple(_coerce(f"{field}[{i}]", v, args[0]) for i, v in enumerate(value))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if (hint in (int, float) and isinstance(value, bool)) or not isinstance(value, hint):
+        _fail(field, value, _TYPE_WORDS[hint])
+    return value
+
+
+def _section(cls: type, raw: Any, prefix: str, **parsed: Any) -> Any:
+    """Build dataclass ``cls`` from mapping ``raw``; ``parsed`` supplies fields parsed elsewhere."""
+    if not isinstance(raw, Mapping):
+        _fail(prefix, raw, "a mapping")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        _unknown(f"{prefix}.", unknown[0], names)
+    missing = [n for n in names if n not in raw]
+    if missing:
+        raise ConfigError(f"params: {prefix}.{missing[0]}: missing (required key)")
+    return cls(**{n: parsed[n] if n in parsed else _coerce(f"{prefix}.{n}", raw[n], hints[n])
+                  for n in names})
+
+
+def _initializer_map(raw: Any, field: str, activations: Sequence[str]) -> Mapping[str, InitializerSpec]:
+    """label -> spec, checked against every activation the models will use (``gain: auto``)."""
+    if not isinstance(raw, Mapping) or not raw:
+        _fail(field, raw, "a non-empty mapping label -> name or {name: ..., <args>}")
+    specs: dict[str, InitializerSpec] = {}
+    folded: dict[str, str] = {}
+    for label, entry in raw.items():
+        # A label names a file, a DVC plot and an MLflow run: portable, and safe in any of them.
+        if not isinstance(label, str) or not LABEL.fullmatch(label):
+            _fail(field, label, "a label of 1-64 letters, digits, '_' and '-', starting with a "
+                                "letter or digit")
+        if label.casefold() in folded:  # he_normal and He_Normal would share a file on macOS
+            _fail(field, label, f"a label that differs from {folded[label.casefold()]!r} by more "
+                                "than letter case")
+        folded[label.casefold()] = label
+        spec = InitializerSpec.parse(label, entry, field)
+        for activation in activations:
+            try:  # e.g. `gain: auto` needs an activation with a known gain
+                initializers.effective_args(spec.name, spec.args, activation)
+            except initializers.InitializerError as err:
+                raise ConfigError(f"params: {field}.{label}: {err}") from None
+        specs[label] = spec
+    return types.MappingProxyType(specs)
+
+
+def from_dict(raw: Any) -> Params:
+    """Validate a parsed params mapping into :class:`Params`."""
+    if not isinstance(raw, Mapping):
+        _fail("<top level>", raw, "a mapping")
+    top = ("experiment", "data", "model", "train", "initializers", "study")
+    unknown = sorted(set(raw) - {*top, "registered_model"})
+    if unknown:
+        _unknown("", unknown[0], (*top, "registered_model"))
+    for key in top:
+        if key not in raw:
+            raise ConfigError(f"params: {key}: missing (required key)")
+    if not isinstance(raw["experiment"], str) or not raw["experiment"].strip():
+        _fail("experiment", raw["experiment"], "a non-empty MLflow experiment name")
+    registered = raw.get("registered_model")
+    if registered is not None and not (isinstance(registered, str)
+                                       and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", registered)):
+        _fail("registered_model", registered, "null (off) or a model registry name: letters, "
+              "digits, '.', '_', '-', at most 128 characters")
+    model = _section(ModelConfig, raw["model"], "model")
+    study = raw["study"] if isinstance(raw["study"], Mapping) else _fail("study", raw["study"], "a mapping")
+    grids = {}
+    for key in ("depth", "phase"):
+        if not isinstance(study.get(key), Mapping):
+            _fail(f"study.{key}", study.get(key), "a mapping")
+    depth = study["depth"]
+    activations = depth.get("activations")
+    activations = activations if isinstance(activations, list) else []
+    grids["depth"] = _section(DepthConfig, depth, "study.depth", initializers=_initializer_map(
+        depth.get("initializers"), "study.depth.initializers",
+        [a for a in activations if a in ACTIVATIONS] + ["linear"]))
+    grids["phase"] = _section(PhaseConfig, study["phase"], "study.phase")
+    grids["lr_sweep"] = _section(LrSweepConfig, study.get("lr_sweep"), "study.lr_sweep")
+    return Params(
+        experiment=raw["experiment"],
+        registered_model=registered,
+        data=_section(DataConfig, raw["data"], "data"),
+        model=model,
+        train=_section(TrainConfig, raw["train"], "train"),
+        initializers=_initializer_map(raw["initializers"], "initializers", [model.activation]),
+        study=_section(StudyConfig, study, "study", **grids),
+    )
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (value parsed as YAML), like ``dvc exp run -S``.
+
+    An empty value (``train.epochs=``) leaves the key as it is: that is how MLproject entry points
+    say "use params.yaml" without defining a second default.
+    """
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected key.path=value")
+        if text == "":
+            continue
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a mapping")
+        node[leaf] = parse_yaml(text, f"override {item!r}")
+    return raw
+
+
+def parse_yaml(text: str, what: str) -> Any:
+    """YAML read the way DVC reads it (ruamel, YAML 1.2: ``yes``/``no`` are strings), so
+    initbench and DVC never see two different files; a duplicate key is an error, not "last wins"."""
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except YAMLError as err:
+        problem, mark = getattr(err, "problem", None), getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        detail = f"{problem}{where}" if problem else " ".join(str(err).split())
+        raise ConfigError(f"{what} is not valid YAML: {detail}") from None
+
+
+def load(path: Path, overrides: Sequence[str] = ()) -> Params:
+    """Read and validate ``params.yaml`` (with optional overrides)."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"params file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"params file {path} cannot be read: {err}") from None
+    raw = parse_yaml(text, f"params file {path}")
+    if isinstance(raw, dict):
+        raw = apply_overrides(raw, overrides)
+    return from_dict(raw)

@@ -1,0 +1,57 @@
+"""What every section of ``params.yaml`` is checked against: the error type, its one-line
+messages (field, value given, what is allowed) and the bounds shared by several sections."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import typing
+from collections.abc import Sequence
+from typing import Any
+
+LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "leaky_relu", "swish", "linear")
+OPTIMIZERS = ("adam", "sgd")  # what initbench.train.stacked implements (Keras update rules)
+
+
+class ConfigError(ValueError):
+    """Invalid parameters; the message names the field, the value and what is allowed."""
+
+
+def _fail(field: str, value: Any, allowed: str) -> typing.NoReturn:
+    raise ConfigError(f"params: {field}: got {value!r}; allowed: {allowed}")
+
+
+def _choose(field: str, value: Any, options: Sequence[str]) -> None:
+    """Fail unless ``value`` is one of ``options``, suggesting the closest for a misspelling."""
+    if value in options:
+        return
+    close = difflib.get_close_matches(str(value), options, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"params: {field}: got {value!r}{hint}; allowed: {', '.join(options)}")
+
+
+def _unknown(prefix: str, key: Any, known: Sequence[str]) -> typing.NoReturn:
+    close = difflib.get_close_matches(str(key), known, n=1)
+    hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+    raise ConfigError(f"params: {prefix}{key}: unknown key{hint}; known keys: {', '.join(known)}")
+
+
+# Bounds that keep a typo from reaching the trainer: far above any sensible value, far below
+# what would exhaust memory or integer ranges (seed + i must stay a valid 31-bit seed).
+MAX_WIDTH, MAX_LAYERS, MAX_BATCH, MAX_EPOCHS, MAX_SEED = 65_536, 100, 65_536, 10_000, 2**31 - 10_001
+N_CLASSES = 10
+
+
+def _check_training(cfg: Any, prefix: str) -> None:
+    """optimizer, learning_rate, momentum, batch_size, epochs of ``train`` or ``study.depth``."""
+    _choose(f"{prefix}.optimizer", cfg.optimizer, OPTIMIZERS)
+    if not (math.isfinite(cfg.learning_rate) and 0 < cfg.learning_rate <= 10):
+        _fail(f"{prefix}.learning_rate", cfg.learning_rate, "a finite number in (0, 10]")
+    if not 0.0 <= cfg.momentum < 1.0:
+        _fail(f"{prefix}.momentum", cfg.momentum, "a number in [0, 1)")
+    if not 0 < cfg.batch_size <= MAX_BATCH:
+        _fail(f"{prefix}.batch_size", cfg.batch_size, f"an integer in [1, {MAX_BATCH}]")
+    if not 0 < cfg.epochs <= MAX_EPOCHS:
+        _fail(f"{prefix}.epochs", cfg.epochs, f"an integer in [1, {MAX_EPOCHS}]")

@@ -1,0 +1,130 @@
+"""The plain sections of ``params.yaml`` (data, model, train, one initializer) and a cell: the
+frozen, validated objects every stage reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from initbench.config.checks import (
+    ACTIVATIONS,
+    MAX_LAYERS,
+    MAX_SEED,
+    MAX_WIDTH,
+    N_CLASSES,
+    ConfigError,
+    _check_training,
+    _choose,
+    _fail,
+)
+from initbench.data.datasets import DATASETS
+from initbench.init import registry as initializers
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str
+    val_fraction: float
+    standardize: bool
+    split_seed: int
+    train_limit: int | None
+    test_limit: int | None
+
+    def __post_init__(self) -> None:
+        _choose("data.dataset", self.dataset, sorted(DATASETS))
+        if not 0.0 < self.val_fraction < 1.0:
+            _fail("data.val_fraction", self.val_fraction, "a number strictly between 0 and 1")
+        if not 0 <= self.split_seed < 2**32:
+            _fail("data.split_seed", self.split_seed, "an integer in [0, 2^32)")
+        for name in ("train_limit", "test_limit"):
+            value = getattr(self, name)
+            if value is not None and value < 100:
+                _fail(f"data.{name}", value, "null (all images) or an integer >= 100")
+        n = self.train_limit or 60_000  # both datasets have 60,000 training images
+        if min(n * self.val_fraction, n * (1 - self.val_fraction)) < N_CLASSES:
+            _fail("data.val_fraction", self.val_fraction,
+                  f"a fraction that leaves >= {N_CLASSES} images (one per class) in both the "
+                  f"training and the validation split of {n} images (data.train_limit)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden: tuple[int, ...]
+    activation: str
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.hidden) <= MAX_LAYERS or any(not 0 < w <= MAX_WIDTH for w in self.hidden):
+            _fail("model.hidden", list(self.hidden),
+                  f"a list of 1 to {MAX_LAYERS} layer widths, each in [1, {MAX_WIDTH}]")
+        _choose("model.activation", self.activation, ACTIVATIONS)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: str
+    learning_rate: float
+    momentum: float
+    batch_size: int
+    epochs: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        _check_training(self, "train")
+        if not 0 <= self.seed <= MAX_SEED:
+            _fail("train.seed", self.seed, f"an integer in [0, {MAX_SEED}]")
+
+
+@dataclass(frozen=True)
+class InitializerSpec:
+    """One entry of ``initializers``: the label (run and stage name), registry name and args."""
+
+    label: str
+    name: str
+    args: Mapping[str, Any]
+
+    @classmethod
+    def parse(cls, label: str, raw: Any, prefix: str = "initializers") -> InitializerSpec:
+        field = f"{prefix}.{label}"
+        if raw is None:
+            raw = {}
+        elif isinstance(raw, str):
+            raw = {"name": raw}
+        if not isinstance(raw, Mapping):
+            _fail(field, raw, "null, a registry name, or a mapping {name: ..., <args>}")
+        args = dict(raw)
+        name = args.pop("name", label)
+        try:
+            resolved = initializers.resolve_args(name, args)
+        except initializers.InitializerError as err:
+            raise ConfigError(f"params: {field}: {err}") from None
+        return cls(label, name, types.MappingProxyType(resolved))
+
+    def flat(self) -> dict[str, Any]:
+        """The MLflow params that name this initializer: label, registry name, every argument."""
+        return {"initializer.label": self.label, "initializer.name": self.name,
+                **{f"initializer.{k}": v for k, v in self.args.items()}}
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """One cell: an architecture and optimizer x every initializer of the cell x its seeds.
+
+    ``baseline`` is the pipeline's model (``model``, ``train``, ``initializers``, ``study.seeds``);
+    ``depth-<d>-<activation>`` a plain deep MLP of the depth study (``study.depth``). Seed i of
+    a cell initializes with ``train.seed + i``; it also orders the batches when
+    ``study.vary_data_order`` (otherwise every model of the cell sees the same order).
+    """
+
+    name: str
+    model: ModelConfig
+    train: TrainConfig
+    initializers: Mapping[str, InitializerSpec]
+    seeds: int
+    train_limit: int | None
+    save_models: bool
+    # label -> that label's learning rate, where it differs from train.learning_rate (the sweep)
+    learning_rates: Mapping[str, float] = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({}))
