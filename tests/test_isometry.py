@@ -92,3 +92,5 @@ def test_isometry_table_checks_theory_and_the_orthogonal_claim():
     assert "| wrong | 1 | 9 [" in text and "| **no** |" in text  # 9x the predicted mean square
     assert "✓ Orthogonal weights (gain 1) keep J's spectrum narrower" in text
     assert "✗ Orthogonal" in "\n".join(isometry.table(cell(40.0), 0.95))  # must fail: wider
+    relu = {**cell(1.5), "activation": "relu"}  # ReLU cannot be isometric: the claim is not made
+    assert "Orthogonal weights" not in "\n".join(isometry.table(relu, 0.95))

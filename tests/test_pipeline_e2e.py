@@ -403,7 +403,9 @@ def test_the_best_model_is_registered_when_asked(project, env, client):
 def test_make_quick_leaves_params_alone_and_logs_into_the_projects_store(tmp_path, env):
     root = copy_project(tmp_path, env)
     venv = Path(sys.executable).parent.parent  # the suite's own environment: nothing to install
-    proc = run(["make", "quick", f"VENV={venv}"], root, env)
+    # -o: the copy's files are newer than the environment's set-up stamp; without it make would
+    # reinstall the project into the suite's environment, pointing it at this temporary copy.
+    proc = run(["make", "quick", f"VENV={venv}", "-o", f"{venv}/.installed"], root, env)
     assert "report: .quick/reports/report.md" in proc.stdout
     assert (root / ".quick/reports/report.md").is_file()
     assert subprocess.run(["git", "diff", "--quiet"], cwd=root).returncode == 0  # untouched
