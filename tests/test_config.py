@@ -150,7 +150,7 @@ def test_empty_depths_mean_no_depth_study(raw_params):
     raw_params["study"]["lr_sweep"]["learning_rates"] = []
     params = from_dict(raw_params)
     assert params.study.depth.depths == () == params.study.phase.depths
-    assert list(params.cells()) == ["baseline"]
+    assert list(params.cells()) == ["baseline", "lr_sweep"]  # the sweep's stage: no model
     raw_params["study"]["depth"]["depths"] = [2, 2]
     with pytest.raises(ConfigError, match=r"study.depth.depths: got \[2, 2\]; allowed: a list of distinct"):
         from_dict(raw_params)

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.e2e
 def small(params: dict) -> None:
     """The quick profile, trimmed: one cell, enough epochs to be caught mid-training."""
     params["study"]["depth"]["depths"] = []
+    params["study"]["phase"]["depths"] = []
+    params["study"]["lr_sweep"]["learning_rates"] = []
     params["train"]["epochs"] = 8
 
 

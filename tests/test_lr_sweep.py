@@ -31,12 +31,15 @@ def test_the_sweep_cell_trains_every_initializer_at_the_other_rates(raw_params):
     assert stage_of_cell("lr_sweep") == "train_lr_sweep" and cell_from_stage("train_lr_sweep") == "lr_sweep"
     raw_params["study"]["seeds"] = 1  # the article's design: the sweep follows, one seed
     assert config.from_dict(raw_params).cells()["lr_sweep"].seeds == 1
-    raw_params["study"]["lr_sweep"]["learning_rates"] = []
-    assert "lr_sweep" not in config.from_dict(raw_params).cells()
+    # A listed rate that is the shared one is the pipeline's cell's: not trained again.
+    raw_params["study"]["lr_sweep"]["learning_rates"] = [0.001, 0.003]
+    assert set(config.from_dict(raw_params).cells()["lr_sweep"].learning_rates.values()) == {0.003}
+    for nothing_else in ([0.001], []):  # no other rate: the stage's cell has no model
+        raw_params["study"]["lr_sweep"]["learning_rates"] = nothing_else
+        assert not config.from_dict(raw_params).cells()["lr_sweep"].initializers
 
 
 @pytest.mark.parametrize(("sweep", "says"), [
-    ({"learning_rates": [0.001], "seeds": 1}, "rates other than train.learning_rate (0.001)"),
     ({"learning_rates": [0.01, 0.01], "seeds": 1}, "distinct numbers in (0, 10]"),
     ({"learning_rates": [-0.1], "seeds": 1}, "study.lr_sweep.learning_rates: got [-0.1]"),
     ({"learning_rates": [0.01], "seeds": 0}, "study.lr_sweep.seeds: got 0; allowed: an integer >= 1"),

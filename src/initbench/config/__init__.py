@@ -57,26 +57,20 @@ class Params:
     study: StudyConfig
     registered_model: str | None = None  # MLflow model registry name for the best model; None: off
 
-    def __post_init__(self) -> None:
-        if self.train.learning_rate in self.study.lr_sweep.learning_rates:
-            _fail("study.lr_sweep.learning_rates", list(self.study.lr_sweep.learning_rates),
-                  f"rates other than train.learning_rate ({self.train.learning_rate}): the "
-                  "pipeline's cell already trains at it")
-
     def cells(self) -> dict[str, CellConfig]:
-        """Every cell of these params, by name: ``baseline`` first, the learning-rate sweep (if
-        any), the depth cells, then the phase diagram's."""
+        """Every cell of these params, by name: ``baseline`` first, the learning-rate sweep (no
+        model when ``study.lr_sweep`` lists no other rate), the depth cells, the phase diagram's."""
         out = {"baseline": CellConfig("baseline", self.model, self.train, self.initializers,
                                       self.study.seeds, None, True)}
-        sweep = self.study.lr_sweep
-        if sweep.learning_rates:
-            labels = {sweep_label(label, lr): (spec, lr) for label, spec in self.initializers.items()
-                      for lr in sweep.learning_rates}
-            out["lr_sweep"] = CellConfig(
-                "lr_sweep", self.model, self.train,
-                types.MappingProxyType({k: v[0] for k, v in labels.items()}),
-                min(sweep.seeds, self.study.seeds), None,
-                False, types.MappingProxyType({k: v[1] for k, v in labels.items()}))
+        # The sweep's cell always exists (its DVC stage does), empty when there is no other rate.
+        rates = self.study.lr_sweep.others(self.train.learning_rate)
+        labels = {sweep_label(label, lr): (spec, lr) for label, spec in self.initializers.items()
+                  for lr in rates}
+        out["lr_sweep"] = CellConfig(
+            "lr_sweep", self.model, self.train,
+            types.MappingProxyType({k: v[0] for k, v in labels.items()}),
+            min(self.study.lr_sweep.seeds, self.study.seeds), None,
+            False, types.MappingProxyType({k: v[1] for k, v in labels.items()}))
         for kind, grid in (("depth", self.study.depth), ("phase", self.study.phase)):
             for depth in grid.depths:
                 for act in grid.activations:

@@ -111,6 +111,11 @@ class LrSweepConfig:
         if self.seeds < 1:
             _fail("study.lr_sweep.seeds", self.seeds, "an integer >= 1")
 
+    def others(self, shared: float) -> tuple[float, ...]:
+        """The rates the sweep trains: all but the shared one (the pipeline's cell has it), so
+        ``-S train.learning_rate=<a listed rate>`` is fine."""
+        return tuple(r for r in self.learning_rates if r != shared)
+
 
 @dataclass(frozen=True)
 class StudyConfig:

@@ -34,7 +34,7 @@ def runs_by_rate(baseline: dict[str, Any], sweep_cell: dict[str, Any], shared: f
     out: dict[str, Runs] = {}
     for label, members in base.items():
         rates: Runs = {shared: {m["seed_index"]: m for m in members if m["seed_index"] in seeds}}
-        for lr in sweep.learning_rates:
+        for lr in sweep.others(shared):
             rates[lr] = {m["seed_index"]: m for m in swept[sweep_label(label, lr)]}
         out[label] = dict(sorted(rates.items()))
     return out

@@ -134,7 +134,7 @@ def _markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]
         "![baseline curves](figures/baseline_curves.png)", "",
         "### The study's starting claims", "", *checks.claims(params, base, params.study.confidence), "",
     ]
-    if params.study.lr_sweep.learning_rates:
+    if cells["lr_sweep"]["members"]:
         lines += ["### Each initializer at its best learning rate", "",
                   *lr_sweep.markdown(base, cells["lr_sweep"], params.train.learning_rate,
                                      params.study.lr_sweep, params.study.confidence), ""]
