@@ -4,7 +4,6 @@ messages (field, value given, what is allowed) and the bounds shared by several 
 from __future__ import annotations
 
 import difflib
-import math
 import re
 import typing
 from collections.abc import Sequence
@@ -42,16 +41,3 @@ def _unknown(prefix: str, key: Any, known: Sequence[str]) -> typing.NoReturn:
 # what would exhaust memory or integer ranges (seed + i must stay a valid 31-bit seed).
 MAX_WIDTH, MAX_LAYERS, MAX_BATCH, MAX_EPOCHS, MAX_SEED = 65_536, 100, 65_536, 10_000, 2**31 - 10_001
 N_CLASSES = 10
-
-
-def _check_training(cfg: Any, prefix: str) -> None:
-    """optimizer, learning_rate, momentum, batch_size, epochs of ``train`` or ``study.depth``."""
-    _choose(f"{prefix}.optimizer", cfg.optimizer, OPTIMIZERS)
-    if not (math.isfinite(cfg.learning_rate) and 0 < cfg.learning_rate <= 10):
-        _fail(f"{prefix}.learning_rate", cfg.learning_rate, "a finite number in (0, 10]")
-    if not 0.0 <= cfg.momentum < 1.0:
-        _fail(f"{prefix}.momentum", cfg.momentum, "a number in [0, 1)")
-    if not 0 < cfg.batch_size <= MAX_BATCH:
-        _fail(f"{prefix}.batch_size", cfg.batch_size, f"an integer in [1, {MAX_BATCH}]")
-    if not 0 < cfg.epochs <= MAX_EPOCHS:
-        _fail(f"{prefix}.epochs", cfg.epochs, f"an integer in [1, {MAX_EPOCHS}]")

@@ -4,19 +4,23 @@ frozen, validated objects every stage reads."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from initbench.config.checks import (
     ACTIVATIONS,
+    MAX_BATCH,
+    MAX_EPOCHS,
     MAX_LAYERS,
     MAX_SEED,
     MAX_WIDTH,
     N_CLASSES,
+    OPTIMIZERS,
     ConfigError,
-    _check_training,
     _choose,
     _fail,
 )
@@ -63,16 +67,36 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainingSettings:
+    """How a cell's models train: what ``train`` and the study's grids (``study.depth``,
+    ``study.phase``) each set, checked under their own ``prefix``."""
+
     optimizer: str
     learning_rate: float
     momentum: float
     batch_size: int
     epochs: int
+    prefix: typing.ClassVar[str] = "train"
+
+    def __post_init__(self) -> None:
+        p = self.prefix
+        _choose(f"{p}.optimizer", self.optimizer, OPTIMIZERS)
+        if not (math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 10):
+            _fail(f"{p}.learning_rate", self.learning_rate, "a finite number in (0, 10]")
+        if not 0.0 <= self.momentum < 1.0:
+            _fail(f"{p}.momentum", self.momentum, "a number in [0, 1)")
+        if not 0 < self.batch_size <= MAX_BATCH:
+            _fail(f"{p}.batch_size", self.batch_size, f"an integer in [1, {MAX_BATCH}]")
+        if not 0 < self.epochs <= MAX_EPOCHS:
+            _fail(f"{p}.epochs", self.epochs, f"an integer in [1, {MAX_EPOCHS}]")
+
+
+@dataclass(frozen=True)
+class TrainConfig(TrainingSettings):
     seed: int
 
     def __post_init__(self) -> None:
-        _check_training(self, "train")
+        super().__post_init__()
         if not 0 <= self.seed <= MAX_SEED:
             _fail("train.seed", self.seed, f"an integer in [0, {MAX_SEED}]")
 

@@ -9,30 +9,25 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from initbench.config.checks import ACTIVATIONS, MAX_LAYERS, MAX_WIDTH, _check_training, _choose, _fail
-from initbench.config.sections import InitializerSpec, TrainConfig
+from initbench.config.checks import ACTIVATIONS, MAX_LAYERS, MAX_WIDTH, _choose, _fail
+from initbench.config.sections import InitializerSpec, TrainConfig, TrainingSettings
 
 
 @dataclass(frozen=True)
-class GridConfig:
+class GridConfig(TrainingSettings):
     """What the depth study and the phase diagram share: plain deep MLPs (no normalization, no
     skip connections), one cell per (depth, activation), trained with their own optimizer."""
 
     depths: tuple[int, ...]
     width: int
     activations: tuple[str, ...]
-    optimizer: str
-    learning_rate: float
-    momentum: float
-    batch_size: int
-    epochs: int
     seeds: int
     train_limit: int | None
     prefix: typing.ClassVar[str] = "study.depth"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         p = self.prefix
-        _check_training(self, p)
         if any(not 0 < d <= MAX_LAYERS for d in self.depths) or len(set(self.depths)) != len(self.depths):
             _fail(f"{p}.depths", list(self.depths),
                   f"a list of distinct integers in [1, {MAX_LAYERS}] ([]: none)")

@@ -30,11 +30,8 @@ XMIN = 1e-8  # the figure's left edge: far below isometry, where the vanishing s
 def predicted_mean_sq(cell: dict[str, Any], member: dict[str, Any]) -> float:
     """prod_{l=2..L} sigma_w,l^2 E[phi'(z_l)^2], from the model's own diagnostics at init."""
     widths = [int(w) for w in cell["config"]["model.hidden"]]
-    act = cell["activation"]
-    pred = theory.from_diagnostics(act, widths, member["diagnostics"])
-    kernel_std = member["diagnostics"]["kernel_std"][0]
-    return math.prod(theory.chi_1(act, pred.q[i], widths[i - 1] * kernel_std[i] ** 2)
-                     for i in range(1, len(widths)))
+    pred = theory.from_diagnostics(cell["activation"], widths, member["diagnostics"])
+    return pred.jacobian_mean_sq(cell["activation"])
 
 
 def spread(member: dict[str, Any]) -> float:

@@ -55,11 +55,16 @@ def moments(activation: str, q: float) -> tuple[float, float]:
 @dataclass(frozen=True)
 class Prediction:
     """Per hidden layer: pre-activation second moment, activation std, saturated fraction
-    (tanh; NaN otherwise)."""
+    (tanh; NaN otherwise); and the sigma_w^2 of layers 2..L it was propagated with."""
 
     q: list[float]
     act_std: list[float]
     saturated: list[float]
+    sigma_w2: list[float]
+
+    def jacobian_mean_sq(self, activation: str) -> float:
+        """Mean square singular value of dh_L / dh_1: prod_{l=2..L} chi_1(q_l, sigma_w,l^2)."""
+        return math.prod(chi_1(activation, q, s2) for q, s2 in zip(self.q[1:], self.sigma_w2, strict=True))
 
 
 def propagate(activation: str, q1: float, sigma_w2: Sequence[float]) -> Prediction:
@@ -73,7 +78,7 @@ def propagate(activation: str, q1: float, sigma_w2: Sequence[float]) -> Predicti
         std.append(math.sqrt(max(second - mean**2, 0.0)))
         sat.append(2 * _normal_sf(math.atanh(SATURATION) / math.sqrt(ql)) if activation == "tanh"
                    and ql > 0 else math.nan)
-    return Prediction(q, std, sat)
+    return Prediction(q, std, sat, list(sigma_w2))
 
 
 def chi_1(activation: str, q: float, sigma_w2: float) -> float:
