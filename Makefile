@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test lint ui quick
+.PHONY: setup repro test lint ui quick profile
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,12 +30,21 @@ ui: setup
 	@echo "open http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning"
 	mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
 
-# The first results in minutes: the quick profile (profiles/quick.yaml) on the committed code, in a
-# scratch worktree (.quick/, git-ignored), so the tracked params.yaml is never rewritten; it logs
-# into this project's MLflow store (make ui). Report: .quick/reports/report.md.
-quick: setup
-	rm -rf .quick && git worktree prune && git worktree add -q --detach .quick HEAD
-	cd .quick && PYTHONPATH=$(CURDIR)/.quick/src initbench profile quick
-	cd .quick && PYTHONPATH=$(CURDIR)/.quick/src \
+# A profile (profiles/<name>.yaml) on the committed code, in a scratch worktree (.<name>/,
+# git-ignored), so the tracked params.yaml is never rewritten; it logs into this project's MLflow
+# store (make ui). `make quick`: the first results in minutes; `make profile PROFILE=long`: the
+# study at full strength. Report: .<name>/reports/report.md.
+PROFILE ?= quick
+# Checked by make itself before any shell sees it: one word naming an existing profile file.
+ifneq ($(filter profile quick,$(MAKECMDGOALS)),)
+ifneq ($(words $(PROFILE)) $(wildcard profiles/$(PROFILE).yaml),1 profiles/$(PROFILE).yaml)
+$(error PROFILE=$(PROFILE): no such profile; known: $(basename $(notdir $(wildcard profiles/*.yaml))))
+endif
+endif
+quick: profile
+profile: setup
+	rm -rf .$(PROFILE) && git worktree prune && git worktree add -q --detach .$(PROFILE) HEAD
+	cd .$(PROFILE) && PYTHONPATH=$(CURDIR)/.$(PROFILE)/src initbench profile $(PROFILE)
+	cd .$(PROFILE) && PYTHONPATH=$(CURDIR)/.$(PROFILE)/src \
 	  MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} dvc repro
-	@echo "report: .quick/reports/report.md; browse the runs: make ui"
+	@echo "report: .$(PROFILE)/reports/report.md; browse the runs: make ui"

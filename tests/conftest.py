@@ -25,9 +25,26 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def mnist_dir() -> Path:
-    """``$INITBENCH_DATA_DIR`` if set, else ``../shared/data/mnist`` beside the checkout."""
-    env = os.environ.get("INITBENCH_DATA_DIR")
-    return Path(env) if env else ROOT.parent / "shared" / "data" / "mnist"
+    """The first directory of ``$INITBENCH_DATA_DIR`` (a ``:``-separated list) that holds the
+    MNIST files, else ``../shared/data/mnist`` beside the checkout."""
+    for entry in filter(None, os.environ.get("INITBENCH_DATA_DIR", "").split(os.pathsep)):
+        if (Path(entry) / "t10k-labels-idx1-ubyte.gz").is_file():
+            return Path(entry)
+    return ROOT.parent / "shared" / "data" / "mnist"
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+
+
+@pytest.fixture(scope="session")
+def fashion() -> Path:
+    """Fashion-MNIST from Debian's package: CI installs it (.ci/run); elsewhere a test that needs
+    it is skipped when it is missing."""
+    if not (FASHION / "t10k-labels-idx1-ubyte.gz").is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"Fashion-MNIST not found in {FASHION}: apt-get install dataset-fashion-mnist")
+        pytest.skip("apt package dataset-fashion-mnist not installed")
+    return FASHION
 
 
 @pytest.fixture(scope="session")

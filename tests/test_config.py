@@ -148,6 +148,7 @@ def test_empty_depths_mean_no_depth_study(raw_params):
     raw_params["study"]["depth"]["depths"] = []
     raw_params["study"]["phase"]["depths"] = []
     raw_params["study"]["lr_sweep"]["learning_rates"] = []
+    raw_params["study"]["datasets"]["names"] = []
     params = from_dict(raw_params)
     assert params.study.depth.depths == () == params.study.phase.depths
     assert list(params.cells()) == ["baseline", "lr_sweep"]  # the sweep's stage: no model
@@ -165,12 +166,12 @@ def test_cells(raw_params):
     raw_params["study"]["phase"].update(depths=[4], activations=["relu"])
     params = from_dict(raw_params)
     cells = params.cells()
-    assert list(cells) == ["baseline", "lr_sweep", "depth-3-tanh", "depth-3-relu", "depth-1-tanh",
-                           "depth-1-relu", "phase-4-relu"]
+    assert list(cells) == ["baseline", "lr_sweep", "dataset-fashion-mnist", "depth-3-tanh",
+                           "depth-3-relu", "depth-1-tanh", "depth-1-relu", "phase-4-relu"]
     base = cells["baseline"]
     assert (base.name, base.model, base.train) == ("baseline", params.model, params.train)
     assert base.initializers == params.initializers and base.seeds == params.study.seeds
-    assert base.train_limit is None and base.save_models
+    assert base.train_limit is None and base.save_models and base.dataset == "mnist"
     dc = params.study.depth
     deep = params.cell("depth-3-tanh")
     assert deep == cells["depth-3-tanh"] and deep.name == "depth-3-tanh"
@@ -186,11 +187,51 @@ def test_project_cells_baseline_first_then_every_depth_and_activation():
     params = load(ROOT / "params.yaml")
     dc, pc = params.study.depth, params.study.phase
     assert list(params.cells()) == ["baseline", "lr_sweep"] + [
+        f"dataset-{n}" for n in params.study.datasets.names] + [
         f"depth-{d}-{a}" for d in dc.depths for a in dc.activations] + [
         f"phase-{d}-{a}" for d in pc.depths for a in pc.activations]
 
 
 def test_unknown_cell(raw_params):
     with pytest.raises(ConfigError,
-                       match=r"params: cell: got 'nope'; allowed: baseline, lr_sweep, depth-2-relu"):
+                       match=r"params: cell: got 'nope'; allowed: baseline, lr_sweep, "
+                             r"dataset-fashion-mnist, depth-2-relu"):
         from_dict(raw_params).cell("nope")
+
+
+def test_further_datasets_train_the_pipeline_cell(raw_params):
+    """study.datasets: the pipeline's cell on each other dataset, its first seeds; a listed
+    dataset that is data.dataset is the pipeline's own cell (its stage trains nothing)."""
+    raw_params["study"]["seeds"] = 4
+    raw_params["study"]["datasets"] = {"names": ["fashion-mnist", "mnist"], "seeds": 9}
+    params = from_dict(raw_params)
+    assert params.datasets == ("mnist", "fashion-mnist")
+    cells = params.cells()
+    other, same = cells["dataset-fashion-mnist"], cells["dataset-mnist"]
+    base = cells["baseline"]
+    assert (other.dataset, other.seeds, other.save_models) == ("fashion-mnist", 4, True)
+    assert (other.model, other.train, other.initializers) == (base.model, base.train, base.initializers)
+    assert not same.initializers and same.dataset == "mnist"
+    assert all(c.dataset == "mnist" for n, c in cells.items() if not n.startswith("dataset-"))
+    raw_params["data"]["dataset"] = "fashion-mnist"  # -S data.dataset=fashion-mnist is fine
+    swapped = from_dict(raw_params)
+    assert swapped.datasets == ("fashion-mnist", "mnist")
+    assert not swapped.cells()["dataset-fashion-mnist"].initializers
+    assert swapped.cells()["dataset-mnist"].dataset == "mnist"
+
+
+@pytest.mark.parametrize(("datasets", "says"), [
+    ({"names": ["cifar10"], "seeds": 1},
+     "study.datasets.names: got 'cifar10'; allowed: fashion-mnist, mnist"),
+    ({"names": ["fashion_mnist"], "seeds": 1}, "(did you mean 'fashion-mnist'?)"),
+    ({"names": ["mnist", "mnist"], "seeds": 1},
+     "study.datasets.names: got ['mnist', 'mnist']; allowed: distinct dataset names"),
+    ({"names": [], "seeds": 0}, "study.datasets.seeds: got 0; allowed: an integer >= 1"),
+    ({"names": "mnist", "seeds": 1}, "study.datasets.names: got 'mnist'; allowed: a list"),
+    ({"names": []}, "study.datasets.seeds: missing (required key)"),
+])
+def test_bad_datasets_name_the_field(raw_params, datasets, says):
+    raw_params["study"]["datasets"] = datasets
+    with pytest.raises(ConfigError) as err:
+        from_dict(raw_params)
+    assert says in str(err.value)

@@ -10,14 +10,12 @@ import re
 import shutil
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from initbench.data import download as dl
 from initbench.data.datasets import DATASETS
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 UNREACHABLE = ("http://127.0.0.1:9/a/", "http://127.0.0.1:9/b/")  # discard port: refused at once
 
 
@@ -44,6 +42,19 @@ def test_dataset_subdirectory_of_data_dir(tmp_path, mnist, monkeypatch, offline_
     monkeypatch.setenv(dl.DATA_DIR_ENV, str(tmp_path / "src"))
     used = dl.download("mnist", tmp_path / "raw")
     assert all("/src/mnist/" in s for s in used.values())
+
+
+def test_several_data_dirs_and_debians_datasets(tmp_path, mnist, fashion, monkeypatch,
+                                                offline_mirrors):
+    """INITBENCH_DATA_DIR lists directories like PATH; a directory holding another dataset's files
+    is passed over (their SHA-256 differs); Debian's /usr/share/datasets/<dataset> comes after."""
+    monkeypatch.setenv(dl.DATA_DIR_ENV, f"{tmp_path / 'nowhere'}:{mnist}:{fashion.parent}")
+    assert all(s.startswith(str(mnist)) for s in dl.download("mnist", tmp_path / "m").values())
+    used = dl.download("fashion-mnist", tmp_path / "f")
+    assert all(s.startswith(str(fashion)) for s in used.values()), used
+    monkeypatch.delenv(dl.DATA_DIR_ENV)
+    used = dl.download("fashion-mnist", tmp_path / "g")
+    assert all(s.startswith(str(dl.SYSTEM_DATA_DIR / "fashion-mnist")) for s in used.values())
 
 
 def test_every_source_failing_gives_one_clear_error(tmp_path, mnist, monkeypatch, offline_mirrors):
@@ -92,9 +103,9 @@ def test_verify_rejects_non_gzip(tmp_path):
         dl.verify(path, DATASETS["mnist"].files["test_labels"])
 
 
-@pytest.mark.skipif(not FASHION.is_dir(), reason="apt package dataset-fashion-mnist not installed")
-def test_fashion_mnist_recompressed_files_verify_by_content(tmp_path, monkeypatch, offline_mirrors):
-    monkeypatch.setenv(dl.DATA_DIR_ENV, str(FASHION))
+def test_fashion_mnist_recompressed_files_verify_by_content(tmp_path, monkeypatch, offline_mirrors,
+                                                            fashion):
+    monkeypatch.setenv(dl.DATA_DIR_ENV, str(fashion))
     used = dl.download("fashion-mnist", tmp_path / "raw")
     assert len(used) == 4
 

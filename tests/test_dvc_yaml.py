@@ -27,20 +27,23 @@ NEEDS = {
     "train_depth": TRAINING,
     "train_phase": TRAINING,
     "train_lr_sweep": TRAINING,
+    "train_dataset": TRAINING,
     "report": {f"{SRC}/report", f"{SRC}/results.py"},
 }
 # The parameters each stage's outputs depend on (a listed key covers its sub-keys).
 PARAM_NEEDS = {
-    "download": {"data.dataset"},
-    "normalize": {"data"},
+    "download": {"data.dataset", "study.datasets.names"},
+    "normalize": {"data", "study.datasets.names"},
     "train": {"data", "model", "train", "initializers", "study.seeds", "study.vary_data_order",
               "study.diagnostics_batch"},
     "train_depth": {"data", "train.seed", "study.depth", "study.vary_data_order",
                     "study.diagnostics_batch"},
     "train_phase": {"data", "train.seed", "study.phase", "study.vary_data_order",
                     "study.diagnostics_batch"},
-    "train_lr_sweep": {"data", "model", "train", "initializers", "study.lr_sweep",
+    "train_lr_sweep": {"data", "model", "train", "initializers", "study.seeds", "study.lr_sweep",
                        "study.vary_data_order", "study.diagnostics_batch"},
+    "train_dataset": {"data", "model", "train", "initializers", "study.seeds", "study.datasets",
+                      "study.vary_data_order", "study.diagnostics_batch"},
     "report": {"model", "train", "initializers", "study"},
 }
 
@@ -67,8 +70,8 @@ def covered(path: str, deps: list[str]) -> bool:
 
 
 def test_the_stages():
-    assert list(dvc()["stages"]) == ["download", "normalize", "train", "train_lr_sweep", "train_depth",
-                                      "train_phase", "report"]
+    assert list(dvc()["stages"]) == ["download", "normalize", "train", "train_lr_sweep",
+                                      "train_dataset", "train_depth", "train_phase", "report"]
 
 
 @pytest.mark.parametrize("name", sorted(NEEDS))
@@ -81,7 +84,7 @@ def test_stage_depends_on_its_code(name):
             assert (ROOT / d).exists(), d
 
 
-@pytest.mark.parametrize("name", ["train", "train_depth"])
+@pytest.mark.parametrize("name", ["train", "train_depth", "train_dataset"])
 def test_every_training_module_is_a_dependency(name):
     """The deps are the directories: a module added to initbench.train or .init is covered."""
     deps = stage(name)["deps"]
@@ -131,11 +134,25 @@ def test_train_stages_write_where_the_report_reads():
     assert grid["cmd"] == depth["cmd"] and set(grid["matrix"]) == {"depth", "activation"}
     assert cell_from_stage("train_phase@${item.depth}-${item.activation}") == PurePosixPath(
         grid["outs"][0]).name == "phase-${item.depth}-${item.activation}"
+    other = stage("train_dataset")
+    assert dvc()["stages"]["train_dataset"]["foreach"] == "${study.datasets.names}"
+    assert other["cmd"] == depth["cmd"] and cell_from_stage("train_dataset@${item}") == PurePosixPath(
+        other["outs"][0]).name == "dataset-${item}"
+    assert other["deps"][0] == "data/processed/${item}.npz"
     cells = paths.cells.relative_to(ROOT).as_posix()
     # The report reads the results only: run ids and wall times (data/runs) never rerun it.
     assert not [d for d in stage("report")["deps"] if d.startswith("data/runs")]
     assert cells in stage("report")["deps"] and stage("report")["outs"][0] == {
         paths.reports.relative_to(ROOT).as_posix(): {"cache": False}}
+
+
+def test_the_data_stages_write_every_dataset_where_the_cells_read():
+    paths = Paths(ROOT)
+    assert stage("download")["outs"] == [paths.raw.relative_to(ROOT).as_posix()]
+    assert stage("normalize")["outs"] == [paths.processed_dir.relative_to(ROOT).as_posix()]
+    assert paths.raw.relative_to(ROOT).as_posix() in stage("normalize")["deps"]
+    assert stage("train")["deps"][0] == paths.processed("${data.dataset}").relative_to(ROOT).as_posix()
+    assert "data/processed/${data.dataset}.stats.json" in dvc()["metrics"]
 
 
 def test_no_command_carries_a_params_value():

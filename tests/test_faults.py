@@ -25,6 +25,7 @@ def small(params: dict) -> None:
     params["study"]["depth"]["depths"] = []
     params["study"]["phase"]["depths"] = []
     params["study"]["lr_sweep"]["learning_rates"] = []
+    params["study"]["datasets"]["names"] = []
     params["train"]["epochs"] = 8
 
 

@@ -67,21 +67,38 @@ def test_standardization_uses_training_statistics(mnist, default_arrays):
 
 
 def test_stage_writes_archive_and_stats(mnist, tmp_path):
-    out, stats_path = tmp_path / "p" / "mnist.npz", tmp_path / "p" / "mnist.stats.json"
-    stats = normalize.normalize(mnist, out, stats_path, cfg())
-    loaded = processed.load(out)  # allow_pickle=False: a pickled archive would fail here
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "mnist").symlink_to(mnist)
+    stats = normalize.normalize(tmp_path / "raw", tmp_path / "p", cfg(), ["mnist"])["mnist"]
+    loaded = processed.load(tmp_path / "p" / "mnist.npz")  # allow_pickle=False: no pickle here
     assert set(loaded) == {"x_train", "y_train", "x_val", "y_val", "x_test", "y_test"}
-    assert json.loads(stats_path.read_text()) == stats
-    assert sorted(p.name for p in out.parent.iterdir()) == ["mnist.npz", "mnist.stats.json"]
+    assert json.loads((tmp_path / "p" / "mnist.stats.json").read_text()) == stats
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["mnist.npz", "mnist.stats.json"]
+
+
+def test_every_dataset_gets_the_same_settings(mnist, fashion, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "mnist").symlink_to(mnist)
+    (raw / "fashion-mnist").symlink_to(fashion)
+    stats = normalize.normalize(raw, tmp_path / "p", cfg(), ["mnist", "fashion-mnist"])
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [
+        "fashion-mnist.npz", "fashion-mnist.stats.json", "mnist.npz", "mnist.stats.json"]
+    assert stats["fashion-mnist"]["dataset"] == "fashion-mnist"
+    assert stats["fashion-mnist"]["n"] == stats["mnist"]["n"] == {"train": 4500, "val": 500, "test": 1000}
+    # Different images: Fashion-MNIST's clothes are brighter on average than MNIST's digits.
+    assert stats["fashion-mnist"]["train_pixel_mean"] > stats["mnist"]["train_pixel_mean"] + 0.1
+    alone, _ = normalize.build_arrays(fashion, cfg(dataset="fashion-mnist"))
+    np.testing.assert_array_equal(processed.load(tmp_path / "p" / "fashion-mnist.npz")["x_val"],
+                                  alone["x_val"])
 
 
 def test_corrupt_raw_file_fails_without_output(mnist, tmp_path):
     import shutil
 
     raw = tmp_path / "raw"
-    shutil.copytree(mnist, raw)
-    (raw / "train-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
-    out = tmp_path / "p" / "mnist.npz"
+    shutil.copytree(mnist, raw / "mnist")
+    (raw / "mnist" / "train-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
     with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte\.gz"):
-        normalize.normalize(raw, out, tmp_path / "p" / "s.json", cfg())
-    assert not out.exists()
+        normalize.normalize(raw, tmp_path / "p", cfg(), ["mnist"])
+    assert list(tmp_path.iterdir()) == [raw]

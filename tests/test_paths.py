@@ -9,7 +9,15 @@ import os
 
 import pytest
 
-from initbench.paths import Paths, atomic_output, cell_name, sha256_file
+from initbench.paths import (
+    Paths,
+    atomic_output,
+    cell_from_stage,
+    cell_name,
+    dataset_cell,
+    sha256_file,
+    stage_of_cell,
+)
 
 
 def entries(directory):
@@ -93,12 +101,16 @@ def test_failure_without_an_old_output_leaves_nothing(tmp_path):
 def test_layout(tmp_path):
     paths = Paths(tmp_path)
     assert paths.params == tmp_path / "params.yaml"
-    assert paths.raw_dir("mnist") == tmp_path / "data" / "raw" / "mnist"
+    assert paths.raw == tmp_path / "data" / "raw"
+    assert paths.processed_dir == tmp_path / "data" / "processed"
     assert paths.processed("mnist") == tmp_path / "data" / "processed" / "mnist.npz"
     assert paths.cell_dir("baseline") == tmp_path / "data" / "train" / "baseline"
     assert paths.runs_dir("baseline") == tmp_path / "data" / "runs" / "baseline"
     assert paths.reports == tmp_path / "reports"
     assert cell_name() == "baseline" and cell_name(5, "tanh") == "depth-5-tanh"
+    assert dataset_cell("fashion-mnist") == "dataset-fashion-mnist"
+    assert stage_of_cell("dataset-fashion-mnist") == "train_dataset@fashion-mnist"
+    assert cell_from_stage("train_dataset@fashion-mnist") == "dataset-fashion-mnist"
 
 
 def test_sha256_file(tmp_path):

@@ -28,7 +28,8 @@ SEEDS = 2
 CELLS = ("2-relu", "2-tanh", "5-relu", "5-tanh")
 PHASE = ("3-relu", "3-tanh")  # 3 sigma_w x 2 seeds each
 SWEPT = len(LABELS) * 1 * SEEDS  # the learning-rate sweep: one other rate
-MODELS = len(LABELS) * SEEDS + SWEPT + len(CELLS) * 5 * 2 + len(PHASE) * 3 * 2  # every model, once
+FASHION = len(LABELS) * SEEDS  # the pipeline's cell on Fashion-MNIST (study.datasets)
+MODELS = len(LABELS) * SEEDS + SWEPT + FASHION + len(CELLS) * 5 * 2 + len(PHASE) * 3 * 2  # each once
 
 
 def members(root, cell: str = "baseline") -> list[dict]:
@@ -42,13 +43,15 @@ def members(root, cell: str = "baseline") -> list[dict]:
 def runs(client: MlflowClient, role: str):
     """Every run of ``role`` in the pipeline's experiment and the depth study's."""
     exps = [client.get_experiment_by_name(n).experiment_id
-            for n in ("initbench", "initbench-lr_sweep", "initbench-depth", "initbench-phase")]
+            for n in ("initbench", "initbench-lr_sweep", "initbench-dataset", "initbench-depth",
+                      "initbench-phase")]
     return client.search_runs(exps, f"tags.`initbench.role` = '{role}'", max_results=5000)
 
 
 def test_every_stage_ran_and_wrote_its_outputs(project):
     root, first = project
-    expected = ({"download", "normalize", "train", "train_lr_sweep", "report"}
+    expected = ({"download", "normalize", "train", "train_lr_sweep", "train_dataset@fashion-mnist",
+                 "report"}
                 | {f"train_depth@{c}" for c in CELLS}
                 | {f"train_phase@{c}" for c in PHASE})
     assert ran_stages(first) == expected
@@ -58,10 +61,12 @@ def test_every_stage_ran_and_wrote_its_outputs(project):
     assert re.search(r"epoch 2/2: val accuracy .* models done \d+/6, about \d+ min \d\d s left", log)
     assert "absl::InitializeLog" not in log and "oneDNN custom operations" not in log
     assert "every run: `mlflow ui --backend-store-uri sqlite:///" in log
-    for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        assert (root / "data/raw/mnist" / name).is_file()
-    stats = json.loads((root / "data/processed/mnist.stats.json").read_text())
-    assert stats["n"] == {"train": 2700, "val": 300, "test": 1000}
+    for dataset in ("mnist", "fashion-mnist"):
+        for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+            assert (root / "data/raw" / dataset / name).is_file()
+        stats = json.loads((root / f"data/processed/{dataset}.stats.json").read_text())
+        assert stats["n"] == {"train": 2700, "val": 300, "test": 1000}
+    assert "dataset-fashion-mnist: 3 initializers (he_normal, gaussian, glorot_uniform) x 2 seeds" in log
     cell, runs_dir = root / "data/train/baseline", root / "data/runs/baseline"
     for label in LABELS:
         curve = (cell / f"curves/{label}.csv").read_text().splitlines()
@@ -96,7 +101,7 @@ def test_every_model_trained_once_with_its_own_run(project, client):
     groups = {r.info.run_id: r for r in runs(client, "initializer") + runs(client, "cell")}
     assert sorted(r.info.run_name for r in groups.values()) == sorted(
         [f"baseline/{label}" for label in LABELS] + [f"depth-{c}" for c in CELLS]
-        + [f"phase-{c}" for c in PHASE] + ["lr_sweep"])
+        + [f"phase-{c}" for c in PHASE] + ["lr_sweep", "dataset-fashion-mnist"])
     for r in groups.values():
         assert "mlflow.parentRunId" not in r.data.tags and r.info.status == "FINISHED"
         assert r.data.tags["initbench.pipeline_run"] == parent.info.run_id
@@ -137,6 +142,15 @@ def test_every_model_trained_once_with_its_own_run(project, client):
         assert {"diagnostics.json", "confusion.json"} <= {
             a.path for a in client.list_artifacts(m["run_id"])}
         assert [i.dataset.name for i in run.inputs.dataset_inputs] == ["mnist-train"]
+    # The same model on Fashion-MNIST: its own data, named in every run.
+    fashion_sha = hashlib.sha256((root / "data/processed/fashion-mnist.npz").read_bytes()).hexdigest()
+    for m in members(root, "dataset-fashion-mnist"):
+        run = client.get_run(m["run_id"])
+        assert run.data.tags["initbench.dvc_stage"] == "train_dataset@fashion-mnist"
+        assert run.data.tags["initbench.data_sha256"] == fashion_sha
+        assert run.data.params["data.dataset"] == "fashion-mnist"
+        assert [i.dataset.name for i in run.inputs.dataset_inputs] == ["fashion-mnist-train"]
+        assert (root / "data/runs/dataset-fashion-mnist" / m["model_file"]).is_file()
     gaussian = next(m for m in members(root) if m["label"] == "gaussian")
     params = client.get_run(gaussian["run_id"]).data.params
     assert params["initializer.stddev"] == params["initializer.keras.stddev"] == "0.1"
@@ -224,10 +238,15 @@ def test_report_holds_the_comparison_and_the_study(project):
     sweep = report.split("### Each initializer at its best learning rate")[1].split("##")[0]
     assert all(f"| {label} | " in sweep for label in LABELS) and "Ranking by mean test accuracy" in sweep
     assert "### Dynamical isometry at initialization (depth 5)" in report
+    other = report.split("### The same model on 2 datasets")[1].split("### Each initializer")[0]
+    assert "| mnist: test % | mnist: verdict | mnist: epochs to target | fashion-mnist: test %" in other
+    assert all(f"| {label} | " in other for label in LABELS) and "Contradicting verdicts:" in other
+    assert "#### Statistics over seeds on fashion-mnist (2700 training images, 2 seeds)" in other
     assert re.search(r"agree on trainability at \*\*\d+ of 6\*\* points", report)
     assert "| 3 | " in report.split("**tanh**: test accuracy")[1]
     for name in ("comparison", "accuracy_vs_depth", "activation_std_at_init",
-                 "gradient_norm_at_init", "baseline_curves", "phase_diagram", "jacobian_spectrum"):
+                 "gradient_norm_at_init", "baseline_curves", "phase_diagram", "jacobian_spectrum",
+                 "datasets"):
         assert (root / f"reports/figures/{name}.png").read_bytes()[:4] == b"\x89PNG"
     for cell in CELLS:
         depth = int(cell.split("-")[0])

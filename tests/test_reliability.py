@@ -264,18 +264,20 @@ def test_a_full_disk_or_an_impossible_name_is_one_line(fault, tmp_path, mnist):
     refuses: one line, exit 2, and no partial file left."""
     import resource
 
-    name = "p.npz" if fault == "disk full" else "x" * 300 + ".npz"
+    name = "p" if fault == "disk full" else "x" * 300
     limit = (1 << 20) if fault == "disk full" else resource.RLIM_INFINITY
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "mnist").symlink_to(mnist)
     proc = subprocess.run(
-        [sys.executable, "-m", "initbench.cli", "normalize", "--raw", str(mnist),
-         "--out", str(tmp_path / name), "--stats", str(tmp_path / "s.json")],
+        [sys.executable, "-m", "initbench.cli", "normalize", "--raw", str(tmp_path / "raw"),
+         "--out", str(tmp_path / name), "--set", "study.datasets.names=[]"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
     assert proc.returncode == 2, proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("initbench normalize: ")]
     assert "Traceback" not in proc.stderr and len(errors) == 1
     assert ("File too large" if fault == "disk full" else "File name too long") in errors[0]
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / "raw"]
 
 
 def test_a_bad_override_is_one_line():

@@ -38,20 +38,20 @@ def cmd_download(args: argparse.Namespace, paths: Paths) -> None:
     from initbench.data.download import download
 
     params = _params(args)
-    out = Path(args.out) if args.out else paths.raw_dir(params.data.dataset)
-    for name, source in download(params.data.dataset, out).items():
-        print(f"{name}: {source}")
+    out = Path(args.out) if args.out else paths.raw
+    for dataset in params.datasets:
+        for name, source in download(dataset, out / dataset).items():
+            print(f"{dataset}/{name}: {source}")
 
 
 def cmd_normalize(args: argparse.Namespace, paths: Paths) -> None:
     from initbench.data.normalize import normalize
 
     params = _params(args)
-    dataset = params.data.dataset
-    raw = Path(args.raw) if args.raw else paths.raw_dir(dataset)
-    out = Path(args.out) if args.out else paths.processed(dataset)
-    stats = normalize(raw, out, Path(args.stats) if args.stats else paths.stats(dataset), params.data)
-    print(f"wrote {out}: {stats['n']}")
+    out = Path(args.out) if args.out else paths.processed_dir
+    for dataset, stats in normalize(Path(args.raw) if args.raw else paths.raw, out,
+                                    params.data, params.datasets).items():
+        print(f"wrote {out / dataset}.npz: {stats['n']}")
 
 
 def cmd_train(args: argparse.Namespace, paths: Paths) -> None:
@@ -63,7 +63,7 @@ def cmd_train(args: argparse.Namespace, paths: Paths) -> None:
     with process.native_startup_silenced():
         from initbench.train.stage import run_cell
 
-    data = Path(args.data) if args.data else paths.processed(params.data.dataset)
+    data = Path(args.data) if args.data else paths.processed(params.cell(args.cell).dataset)
     out = Path(args.out) if args.out else paths.cell_dir(args.cell)
     runs = Path(args.runs) if args.runs else paths.runs_dir(args.cell)
     result = run_cell(params, args.cell, data, out, runs, paths.root)
@@ -171,12 +171,12 @@ def parser() -> argparse.ArgumentParser:
         return s
 
     stage("validate", cmd_validate, "check params.yaml and exit")
-    stage("download", cmd_download, "fetch the raw IDX files").add_argument(
-        "--out", help="output directory (default: data/raw/<dataset>)")
-    s = stage("normalize", cmd_normalize, "parse, split and scale the raw files")
-    s.add_argument("--raw", help="raw directory (default: data/raw/<dataset>)")
-    s.add_argument("--out", help="archive (default: data/processed/<dataset>.npz)")
-    s.add_argument("--stats", help="statistics JSON (default: data/processed/<dataset>.stats.json)")
+    stage("download", cmd_download, "fetch the raw IDX files of every dataset").add_argument(
+        "--out", help="output directory, one subdirectory per dataset (default: data/raw)")
+    s = stage("normalize", cmd_normalize, "parse, split and scale every dataset's raw files")
+    s.add_argument("--raw", help="raw directory, one subdirectory per dataset (default: data/raw)")
+    s.add_argument("--out", help="output directory: <dataset>.npz and <dataset>.stats.json "
+                                 "(default: data/processed)")
     s = stage("train", cmd_train, "train and test one cell: every initializer x seed, in stacks")
     s.add_argument("--cell", default="baseline",
                    help="baseline (the pipeline's model), lr_sweep, depth-<depth>-<activation> or "

@@ -8,7 +8,7 @@
 * A depth cell, in the experiment ``<experiment>-depth``: one top-level run per cell,
   ``depth-<d>-<activation>``, with a ``comparison`` table and the models as child runs; a phase
   diagram cell likewise in ``<experiment>-phase``, the learning-rate sweep in
-  ``<experiment>-lr_sweep``.
+  ``<experiment>-lr_sweep``, the pipeline's cell on another dataset in ``<experiment>-dataset``.
 
 Every group run carries ``initbench.pipeline_run``, the execution's pipeline run (report,
 comparison table). A model's run is created when its stack starts, its curves are logged as they
@@ -150,7 +150,7 @@ class ModelRuns:
         if key not in self.groups:
             exp_id = self.exp_id
             if self.cell != "baseline":  # grid cells keep out of the pipeline's comparison
-                kind = self.cell.partition("-")[0]  # depth, phase or lr_sweep
+                kind = self.cell.partition("-")[0]  # dataset, depth, phase or lr_sweep
                 exp_id = tracking.experiment_id(f"{self.client.get_experiment(self.exp_id).name}-{kind}")
             run = self.client.create_run(exp_id, run_name=f"{self.cell}/{m.label}" if
                                          self.cell == "baseline" else self.cell, tags={

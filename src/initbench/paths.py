@@ -28,6 +28,14 @@ RESULTS_FILE = "results.json"  # every model: curves, test metrics, confusion, d
 METRICS_DIR = "metrics"  # metrics/<label>.json: one file per initializer (DVC metrics)
 CURVES_DIR = "curves"  # curves/<label>.csv: per-epoch means over seeds (DVC plots)
 CELL_FILES = (RESULTS_FILE, METRICS_DIR, CURVES_DIR)
+
+
+def processed_names(dataset: str) -> tuple[str, str]:
+    """The normalize stage's two files per dataset in ``data/processed/``: the arrays and their
+    statistics (DVC metrics)."""
+    return f"{dataset}.npz", f"{dataset}.stats.json"
+
+
 # data/runs/<cell>/ holds what differs on every execution (no stage reads it):
 RUNS_FILE = "runs.json"  # each model's MLflow run id and .keras file; wall times
 MODELS_DIR = "models"  # models/<label>/s<seed index>.keras: one ordinary Keras model per seed
@@ -56,7 +64,9 @@ def find_root(start: Path | None = None) -> Path:
     )
 
 
-CELL_KINDS = ("depth", "phase")  # grid cells: ``<kind>-<d>-<activation>``, trained by ``train_<kind>@``
+# Cells of a kind are ``<kind>-<item>`` (``depth-5-relu``, ``phase-8-tanh``, ``dataset-fashion-mnist``),
+# each trained by the DVC stage ``train_<kind>@<item>``.
+CELL_KINDS = ("dataset", "depth", "phase")
 SINGLE_CELLS = {"baseline": "train", "lr_sweep": "train_lr_sweep"}  # cell -> its one stage
 
 
@@ -66,10 +76,15 @@ def cell_name(depth: int | None = None, activation: str | None = None, kind: str
     return "baseline" if depth is None else f"{kind}-{depth}-{activation}"
 
 
+def dataset_cell(dataset: str) -> str:
+    """``dataset-<name>``: the pipeline's cell on a further dataset of ``study.datasets``."""
+    return f"dataset-{dataset}"
+
+
 def cell_from_stage(name: str) -> str:
     """A cell name, also from the DVC stage that trains it: ``train`` -> ``baseline``,
-    ``train_lr_sweep`` -> ``lr_sweep``, ``train_<kind>@<d>-<activation>`` ->
-    ``<kind>-<d>-<activation>``; other names unchanged."""
+    ``train_lr_sweep`` -> ``lr_sweep``, ``train_<kind>@<item>`` -> ``<kind>-<item>``; other
+    names unchanged."""
     for cell, stage in SINGLE_CELLS.items():
         if name == stage:
             return cell
@@ -101,14 +116,18 @@ class Paths:
     def params(self) -> Path:
         return self.root / "params.yaml"
 
-    def raw_dir(self, dataset: str) -> Path:
-        return self.root / "data" / "raw" / dataset
+    @property
+    def raw(self) -> Path:
+        """The download stage's output: ``<dataset>/`` with the four IDX files, per dataset."""
+        return self.root / "data" / "raw"
+
+    @property
+    def processed_dir(self) -> Path:
+        """The normalize stage's output: :func:`processed_names` per dataset."""
+        return self.root / "data" / "processed"
 
     def processed(self, dataset: str) -> Path:
-        return self.root / "data" / "processed" / f"{dataset}.npz"
-
-    def stats(self, dataset: str) -> Path:
-        return self.root / "data" / "processed" / f"{dataset}.stats.json"
+        return self.processed_dir / processed_names(dataset)[0]
 
     @property
     def cells(self) -> Path:

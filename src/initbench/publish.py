@@ -55,7 +55,8 @@ def _describe(client: MlflowClient, parent: str, exp_id: str, root: Path, table:
         f"- [Comparison table]({link}): `comparison.json`, one row per initializer; best "
         f"mean test accuracy: {best}\n"
         f"- Initializer runs: `baseline/<label>` in this experiment (seeds as child runs); "
-        f"depth study: experiment `{experiment}-depth`; phase diagram: `{experiment}-phase`"))
+        f"depth study: experiment `{experiment}-depth`; phase diagram: `{experiment}-phase`; "
+        f"learning-rate sweep: `{experiment}-lr_sweep`; other datasets: `{experiment}-dataset`"))
 
 
 def log_report(experiment: str, root: Path, report_dir: Path, table: dict[str, list],

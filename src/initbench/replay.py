@@ -32,11 +32,11 @@ def replay(params: Params, paths: Paths, cells: list[str] | None = None) -> dict
         raise FileNotFoundError(f"no trained cell in {paths.cells}: run `dvc repro` (or `dvc "
                                 "pull`/`dvc checkout`) first")
     tracking.use_project_store()
-    npz = paths.processed(params.data.dataset)
     logged = {}
     with tracking.parent_run(params.experiment, paths.root) as (parent, exp):
         for name in names:
             cell = params.cell(name)
+            npz = paths.processed(cell.dataset)
             results = read_cell(paths.cell_dir(name))
             runs_file = paths.runs_dir(name) / RUNS_FILE
             files = ({(r["label"], r["seed_index"]): r.get("model_file")

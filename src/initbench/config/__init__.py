@@ -30,6 +30,7 @@ from initbench.config.checks import (
 )
 from initbench.config.sections import CellConfig, DataConfig, InitializerSpec, ModelConfig, TrainConfig
 from initbench.config.study import (
+    DatasetsConfig,
     DepthConfig,
     GridConfig,
     LrSweepConfig,
@@ -39,12 +40,12 @@ from initbench.config.study import (
     sweep_label,
 )
 from initbench.init import registry as initializers
-from initbench.paths import cell_name
+from initbench.paths import cell_name, dataset_cell
 
 __all__ = ["ACTIVATIONS", "MAX_SEED", "OPTIMIZERS", "CellConfig", "ConfigError", "DataConfig",
-           "DepthConfig", "GridConfig", "InitializerSpec", "LrSweepConfig", "ModelConfig", "Params",
-           "PhaseConfig", "StudyConfig", "TrainConfig", "apply_overrides", "from_dict", "load",
-           "parse_yaml", "sigma_label", "sweep_label"]
+           "DatasetsConfig", "DepthConfig", "GridConfig", "InitializerSpec", "LrSweepConfig",
+           "ModelConfig", "Params", "PhaseConfig", "StudyConfig", "TrainConfig", "apply_overrides",
+           "from_dict", "load", "parse_yaml", "sigma_label", "sweep_label"]
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,18 @@ class Params:
     study: StudyConfig
     registered_model: str | None = None  # MLflow model registry name for the best model; None: off
 
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """Every dataset the stages read: ``data.dataset`` first, then the others of
+        ``study.datasets``."""
+        return (self.data.dataset, *self.study.datasets.others(self.data.dataset))
+
     def cells(self) -> dict[str, CellConfig]:
         """Every cell of these params, by name: ``baseline`` first, the learning-rate sweep (no
-        model when ``study.lr_sweep`` lists no other rate), the depth cells, the phase diagram's."""
+        model when ``study.lr_sweep`` lists no other rate), the pipeline's cell on each further
+        dataset, the depth cells, the phase diagram's."""
         out = {"baseline": CellConfig("baseline", self.model, self.train, self.initializers,
-                                      self.study.seeds, None, True)}
+                                      self.study.seeds, None, True, self.data.dataset)}
         # The sweep's cell always exists (its DVC stage does), empty when there is no other rate.
         rates = self.study.lr_sweep.others(self.train.learning_rate)
         labels = {sweep_label(label, lr): (spec, lr) for label, spec in self.initializers.items()
@@ -70,14 +78,22 @@ class Params:
             "lr_sweep", self.model, self.train,
             types.MappingProxyType({k: v[0] for k, v in labels.items()}),
             min(self.study.lr_sweep.seeds, self.study.seeds), None,
-            False, types.MappingProxyType({k: v[1] for k, v in labels.items()}))
+            False, self.data.dataset, types.MappingProxyType({k: v[1] for k, v in labels.items()}))
+        # A listed dataset's cell exists (its DVC stage does), empty when it is data.dataset.
+        others = self.study.datasets.others(self.data.dataset)
+        for name in self.study.datasets.names:
+            out[dataset_cell(name)] = CellConfig(
+                dataset_cell(name), self.model, self.train,
+                self.initializers if name in others else types.MappingProxyType({}),
+                min(self.study.datasets.seeds, self.study.seeds), None, True, name)
         for kind, grid in (("depth", self.study.depth), ("phase", self.study.phase)):
             for depth in grid.depths:
                 for act in grid.activations:
                     name = cell_name(depth, act, kind)
                     out[name] = CellConfig(name, ModelConfig((grid.width,) * depth, act),
                                            grid.training(self.train.seed), grid.initializers,
-                                           grid.seeds, grid.train_limit, False)
+                                           grid.seeds, grid.train_limit, False,
+                                           self.data.dataset)
         return out
 
     def cell(self, name: str) -> CellConfig:
@@ -181,6 +197,7 @@ def from_dict(raw: Any) -> Params:
         [a for a in activations if a in ACTIVATIONS] + ["linear"]))
     grids["phase"] = _section(PhaseConfig, study["phase"], "study.phase")
     grids["lr_sweep"] = _section(LrSweepConfig, study.get("lr_sweep"), "study.lr_sweep")
+    grids["datasets"] = _section(DatasetsConfig, study.get("datasets"), "study.datasets")
     return Params(
         experiment=raw["experiment"],
         registered_model=registered,

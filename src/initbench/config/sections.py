@@ -136,7 +136,8 @@ class InitializerSpec:
 class CellConfig:
     """One cell: an architecture and optimizer x every initializer of the cell x its seeds.
 
-    ``baseline`` is the pipeline's model (``model``, ``train``, ``initializers``, ``study.seeds``);
+    ``baseline`` is the pipeline's model (``model``, ``train``, ``initializers``, ``study.seeds``)
+    on ``data.dataset``; ``dataset-<name>`` the same on another dataset (``study.datasets``);
     ``depth-<d>-<activation>`` a plain deep MLP of the depth study (``study.depth``). Seed i of
     a cell initializes with ``train.seed + i``; it also orders the batches when
     ``study.vary_data_order`` (otherwise every model of the cell sees the same order).
@@ -149,6 +150,7 @@ class CellConfig:
     seeds: int
     train_limit: int | None
     save_models: bool
+    dataset: str  # the processed dataset the cell trains and tests on
     # label -> that label's learning rate, where it differs from train.learning_rate (the sweep)
     learning_rates: Mapping[str, float] = dataclasses.field(
         default_factory=lambda: types.MappingProxyType({}))

@@ -1,5 +1,6 @@
-"""The ``study`` section of ``params.yaml``: seeds and statistics, the learning-rate sweep, the
-depth study and the trainability phase diagram (Schoenholz et al. 2017, arXiv:1611.01232)."""
+"""The ``study`` section of ``params.yaml``: seeds and statistics, further datasets, the
+learning-rate sweep, the depth study and the trainability phase diagram (Schoenholz et al. 2017,
+arXiv:1611.01232)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 from initbench.config.checks import ACTIVATIONS, MAX_LAYERS, MAX_WIDTH, _choose, _fail
 from initbench.config.sections import InitializerSpec, TrainConfig, TrainingSettings
+from initbench.data.datasets import DATASETS
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,28 @@ class LrSweepConfig:
 
 
 @dataclass(frozen=True)
+class DatasetsConfig:
+    """The pipeline's cell on further datasets, for their first ``seeds`` seeds (at most
+    ``study.seeds``), so a conclusion is not one dataset's."""
+
+    names: tuple[str, ...]
+    seeds: int
+
+    def __post_init__(self) -> None:
+        for name in self.names:
+            _choose("study.datasets.names", name, sorted(DATASETS))
+        if len(set(self.names)) != len(self.names):
+            _fail("study.datasets.names", list(self.names), "distinct dataset names ([]: none)")
+        if self.seeds < 1:
+            _fail("study.datasets.seeds", self.seeds, "an integer >= 1")
+
+    def others(self, primary: str) -> tuple[str, ...]:
+        """The datasets trained besides ``data.dataset`` (its cell is the pipeline's), so
+        ``-S data.dataset=<a listed dataset>`` is fine."""
+        return tuple(n for n in self.names if n != primary)
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """Seeds, diagnostics and statistics of every cell; the depth cells' own settings."""
 
@@ -121,6 +145,7 @@ class StudyConfig:
     confidence: float
     equivalence_margin: float
     diagnostics_batch: int
+    datasets: DatasetsConfig
     lr_sweep: LrSweepConfig
     depth: DepthConfig
     phase: PhaseConfig

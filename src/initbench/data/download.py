@@ -1,7 +1,9 @@
 """The ``download`` stage: fetch a dataset's four IDX gzip files into ``data/raw/<dataset>/``.
 
-Sources are tried in order: the local directory named by ``$INITBENCH_DATA_DIR`` (the files
-directly in it, or in ``<dir>/<dataset>/``), then the public mirrors. Every file is verified
+Sources are tried in order: the local directories named by ``$INITBENCH_DATA_DIR`` (one, or
+several separated by ``:`` like ``$PATH``; the files directly in one, or in ``<dir>/<dataset>/``),
+then ``/usr/share/datasets/<dataset>/`` (where Debian's ``dataset-fashion-mnist`` puts them), then
+the public mirrors. Every file is verified
 against its pinned SHA-256 (see :mod:`initbench.datasets`) before it is moved into place with an
 atomic rename, so an interrupted or failed fetch never leaves a partial file behind.
 """
@@ -19,6 +21,7 @@ from initbench.data.datasets import DATASETS, DatasetSpec, IdxFile
 from initbench.paths import atomic_output, check_output, sha256_file
 
 DATA_DIR_ENV = "INITBENCH_DATA_DIR"
+SYSTEM_DATA_DIR = Path("/usr/share/datasets")  # Debian's dataset-* packages
 TIMEOUT_S = 30  # per socket operation
 DEADLINE_S = 600  # per file and source, in all
 
@@ -40,10 +43,9 @@ def verify(path: Path, spec: IdxFile) -> None:
 
 
 def _local_candidates(dataset: str) -> list[Path]:
-    base = os.environ.get(DATA_DIR_ENV)
-    if not base:
-        return []
-    return [Path(base) / dataset, Path(base)]
+    bases = [Path(b) for b in os.environ.get(DATA_DIR_ENV, "").split(os.pathsep) if b]
+    found = [d for b in bases for d in (b / dataset, b)]
+    return [*found, SYSTEM_DATA_DIR / dataset] if (SYSTEM_DATA_DIR / dataset).is_dir() else found
 
 
 def _copy_local(src: Path, tmp: Path) -> None:
@@ -92,7 +94,8 @@ def fetch_file(spec: IdxFile, dataset: DatasetSpec, dest: Path) -> str:
             failures.append(f"  - {label}: {type(err).__name__}: {err}")
     hint = (
         f"To work offline, put the four files of {dataset.name!r} in a directory and set "
-        f"{DATA_DIR_ENV} to it (the files directly in it or in <dir>/{dataset.name}/)."
+        f"{DATA_DIR_ENV} to it (the files directly in it or in <dir>/{dataset.name}/; several "
+        f"directories: separate them with {os.pathsep!r})."
     )
     if not os.environ.get(DATA_DIR_ENV):
         hint += f" {DATA_DIR_ENV} is not set."

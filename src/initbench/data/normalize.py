@@ -1,4 +1,6 @@
-"""The ``normalize`` stage: raw IDX files -> ``data/processed/<dataset>.npz`` + stats JSON.
+"""The ``normalize`` stage: raw IDX files -> ``data/processed/<dataset>.npz`` + stats JSON, for
+every dataset the study reads (``data.dataset`` and ``study.datasets``), each with the same
+``data`` settings.
 
 Pixels are scaled to float32 in [0, 1]; optionally standardized with the *training* split's mean
 and standard deviation (never the test set's, to avoid leaking it). The validation split is a
@@ -8,7 +10,9 @@ holds plain arrays (no pickle): x_train, y_train, x_val, y_val, x_test, y_test.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,7 @@ from initbench.config import DataConfig
 from initbench.data import processed
 from initbench.data.datasets import DATASETS
 from initbench.data.idx import read_pair
-from initbench.paths import atomic_output
+from initbench.paths import atomic_output, processed_names
 
 SPLITS = ("train", "val", "test")
 
@@ -56,12 +60,19 @@ def build_arrays(raw_dir: Path, cfg: DataConfig) -> tuple[dict[str, np.ndarray],
     return arrays, stats
 
 
-def normalize(raw_dir: Path, out_npz: Path, out_stats: Path, cfg: DataConfig) -> dict[str, Any]:
-    """Run the stage: write the archive and the stats JSON atomically; return the stats."""
-    arrays, stats = build_arrays(raw_dir, cfg)
-    with atomic_output(out_npz) as tmp:
-        processed.save(tmp, arrays)
-    with atomic_output(out_stats) as tmp:
-        tmp.write_text(json.dumps(stats, indent=2) + "\n")
-    return stats
-
+def normalize(raw_root: Path, out_dir: Path, cfg: DataConfig,
+              datasets: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Run the stage: ``raw_root/<dataset>/`` -> ``out_dir/<dataset>.npz`` and
+    ``<dataset>.stats.json`` for each dataset, the directory written in one atomic step (a
+    failure on any dataset leaves no output); return dataset -> its stats."""
+    names = [n for d in datasets for n in processed_names(d)]
+    out = {}
+    with atomic_output(out_dir, names) as tmp:
+        tmp.mkdir()
+        for dataset in datasets:
+            arrays, out[dataset] = build_arrays(raw_root / dataset,
+                                                dataclasses.replace(cfg, dataset=dataset))
+            npz, stats = processed_names(dataset)
+            processed.save(tmp / npz, arrays)
+            (tmp / stats).write_text(json.dumps(out[dataset], indent=2) + "\n")
+    return out

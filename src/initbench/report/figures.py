@@ -122,3 +122,31 @@ def comparison(members: Sequence[Mapping[str, Any]], path: Path) -> None:
     bars.set_xlim(max(0.0, low - (1 - low) * 0.5 - 0.01), 1.0)
     bars.set(xlabel="test accuracy", title="Test accuracy (bar: mean; dots: seeds)")
     _save(fig, path)
+
+
+def dataset_differences(summary: Mapping[str, dict[str, Any]], names: Mapping[str, str],
+                        path: Path) -> None:
+    """Paired difference from the reference with its interval, per initializer, one colour per
+    dataset (the runs that trained; none drawn where no interval exists)."""
+    first = summary[next(iter(names))]
+    labels = [k for k in first["initializers"] if k != first["reference"]]
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(labels) + 1.6))
+    for j, (cell, dataset) in enumerate(names.items()):
+        ys = np.arange(len(labels)) + (j - (len(names) - 1) / 2) * 0.25
+        s = summary[cell]["initializers"]
+        mean = np.array([100 * s[k]["difference"] for k in labels])
+        low = np.array([100 * s[k]["difference_low"] for k in labels])
+        high = np.array([100 * s[k]["difference_high"] for k in labels])
+        ok = np.isfinite(low) & np.isfinite(high)
+        ax.errorbar(mean[ok], ys[ok], xerr=[mean[ok] - low[ok], high[ok] - mean[ok]], fmt="o",
+                    ms=4, capsize=3, label=dataset)
+    margin = 100 * first["margin"]
+    ax.axvspan(-margin, margin, color="grey", alpha=0.15, label=f"equivalence margin +-{margin:g} pp")
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set(xlabel=f"test accuracy minus {first['reference']} (pp), paired by seed",
+           title="The same comparison on every dataset")
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=8)
+    _save(fig, path)

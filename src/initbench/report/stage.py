@@ -11,8 +11,8 @@ import numpy as np
 
 from initbench import publish, tracking
 from initbench.config import Params
-from initbench.paths import REPORT_FILES, atomic_output, cell_name, check_output
-from initbench.report import checks, diag_plots, figures, isometry, lr_sweep, phase, tracked
+from initbench.paths import REPORT_FILES, atomic_output, cell_name, check_output, dataset_cell
+from initbench.report import checks, datasets, diag_plots, figures, isometry, lr_sweep, phase, tracked
 from initbench.report.stats import bounded_interval
 from initbench.report.tables import (
     by_label,
@@ -53,8 +53,10 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
     tracking.use_project_store()
     every = load_cells(params, cells_dir)
     # The phase diagram's cells are read as one grid, and the learning-rate sweep against the
-    # pipeline's cell, not as cells of initializers to compare.
-    cells = {k: v for k, v in every.items() if not k.startswith("phase-") and k != "lr_sweep"}
+    # pipeline's cell, not as cells of initializers to compare; a dataset's cell is empty when
+    # that dataset is the pipeline's.
+    cells = {k: v for k, v in every.items()
+             if not k.startswith("phase-") and k != "lr_sweep" and v["members"]}
     conf, dc = params.study.confidence, params.study.depth
     with atomic_output(out_dir, REPORT_FILES) as tmp:
         fig_dir = tmp / "figures"
@@ -64,6 +66,9 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
             tables[name], summary[name] = cell_table(cell, conf, params.study.equivalence_margin)
         figures.comparison(cells["baseline"]["members"], fig_dir / "comparison.png")
         figures.learning_curves(cells["baseline"]["members"], fig_dir / "baseline_curves.png")
+        names = _datasets(params)
+        if len(names) > 1:
+            figures.dataset_differences(summary, names, fig_dir / "datasets.png")
         if dc.depths:
             labels = list(dc.initializers)
             acc = {(d, a, lab): bounded_interval(by_label(cells[cell_name(d, a)], "test_accuracy")[lab], conf)
@@ -134,6 +139,15 @@ def _markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]
         "![baseline curves](figures/baseline_curves.png)", "",
         "### The study's starting claims", "", *checks.claims(params, base, params.study.confidence), "",
     ]
+    names = _datasets(params)
+    if len(names) > 1:
+        lines += [f"### The same model on {len(names)} datasets", "",
+                  *datasets.markdown(cells, summary, names, params.study.confidence,
+                                     "figures/datasets.png"), ""]
+        for cell, dataset in list(names.items())[1:]:
+            lines += [f"#### Statistics over seeds on {dataset} ({cells[cell]['config']['n_train']} "
+                      f"training images, {len({m['seed_index'] for m in cells[cell]['members']})} "
+                      "seeds)", "", *tables[cell], ""]
     if cells["lr_sweep"]["members"]:
         lines += ["### Each initializer at its best learning rate", "",
                   *lr_sweep.markdown(base, cells["lr_sweep"], params.train.learning_rate,
@@ -144,6 +158,11 @@ def _markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]
         lines += [f"## {4 if dc.depths else 2}. Where each weight scale trains: the phase diagram", "",
                   *phase.markdown(cells, params.study.phase, "figures/phase_diagram.png"), ""]
     return "\n".join(lines) + "\n"
+
+
+def _datasets(params: Params) -> dict[str, str]:
+    """cell -> dataset, the pipeline's cell first, for every dataset of the study."""
+    return {dataset_cell(d) if i else "baseline": d for i, d in enumerate(params.datasets)}
 
 
 def _depth_sections(params: Params, cells: dict[str, Any], tables: dict[str, list[str]]) -> list[str]:

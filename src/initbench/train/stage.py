@@ -1,14 +1,15 @@
-"""The ``train`` stage: train, test and record one cell (``baseline`` or a depth cell).
+"""The ``train`` stage: train, test and record one cell (see :meth:`initbench.config.Params.cells`).
 
 Writes two directories, each in one atomic step. ``data/train/<cell>/``: ``results.json`` (every
 model: curves, test loss/accuracy/per-class accuracy/confusion matrix, per-layer diagnostics),
 ``metrics/<label>.json`` and ``curves/<label>.csv`` per initializer (DVC metrics and plots) -- a
 pure function of params, data and code, so a forced rerun leaves the report up to date.
-``data/runs/<cell>/``: ``runs.json`` (each model's MLflow run id, wall times) and, for the baseline
-cell, ``models/<label>/s<i>.keras`` per seed (ordinary Keras models, compiled with the cell's
-optimizer). Every model has its own MLflow run (:mod:`initbench.modelruns`, deliberately not a
-dependency of this stage); if the store fails mid-training, training goes on and both directories
-are written: the failure is one warning line and ``runs.json`` records it.
+``data/runs/<cell>/``: ``runs.json`` (each model's MLflow run id, wall times) and, for the
+pipeline's cell on each dataset, ``models/<label>/s<i>.keras`` per seed (ordinary Keras models,
+compiled with the cell's optimizer). Every model has its own MLflow run
+(:mod:`initbench.modelruns`, deliberately not a dependency of this stage); if the store fails
+mid-training, training goes on and both directories are written: the failure is one warning line
+and ``runs.json`` records it.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def cell_params(params: Params, cell: CellConfig, n_train: int) -> dict[str, Any
     """The MLflow params every model of a cell shares (the same keys in every cell)."""
     out: dict[str, Any] = {"cell": cell.name, "n_train": n_train}
     out.update({f"data.{k}": v for k, v in dataclasses.asdict(params.data).items()})
+    out["data.dataset"] = cell.dataset  # a study.datasets cell reads another dataset
     out.update({"model.hidden": list(cell.model.hidden), "model.activation": cell.model.activation})
     # train.seed is the cell's base seed, not a model's: each model logs init_seed and data_seed.
     out.update({f"train.{k}": v for k, v in dataclasses.asdict(cell.train).items() if k != "seed"})
@@ -83,7 +85,7 @@ def tracker(params: Params, cell: CellConfig, data: dict[str, Any], data_npz: Pa
     share: the params every model logs, provenance tags, the dataset input, the input example."""
     data_sha = sha256_file(data_npz)
     dataset = modelruns.dataset_input(data["x_train"], data["y_train"], data_npz,
-                                      f"{params.data.dataset}-train", data_sha)
+                                      f"{cell.dataset}-train", data_sha)
     return modelruns.ModelRuns(
         cell.name, cell_params(params, cell, len(data["y_train"])),
         {**tracking.provenance_tags(root, stage_of_cell(cell.name), data_sha), **(tags or {})},
