@@ -43,7 +43,7 @@ def cell_and_members(spec: dict):
         "baseline", ModelConfig(tuple(spec["hidden"]), spec["activation"]),
         TrainConfig(spec["optimizer"], spec["lr"], spec["momentum"], spec["batch_size"],
                     spec["epochs"], params.train.seed),
-        inits, spec["seeds"], spec["train_limit"], False)
+        inits, spec["seeds"], spec["train_limit"], False, params.data.dataset)
     order = list(inits)
     members = sorted(plan(cell, params.train.seed, False),
                      key=lambda m: (m.seed_index, order.index(m.label)))[: spec["models"]]

@@ -41,7 +41,7 @@ def spec(name: str) -> InitializerSpec:
 
 def cell_of(names, seeds: int, hidden=(16,)) -> CellConfig:
     return CellConfig("baseline", ModelConfig(hidden, "relu"), TrainConfig("adam", 1e-3, 0.0, 32, 1, 0),
-                      {n: spec(n) for n in names}, seeds, None, False)
+                      {n: spec(n) for n in names}, seeds, None, False, "mnist")
 
 
 def same_order(n: int, data_seed: int = 42) -> list[Member]:
