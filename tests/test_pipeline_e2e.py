@@ -262,7 +262,7 @@ def test_report_holds_the_comparison_and_the_study(project):
         assert len(rows) == 5 * 6 * 2  # initializers x layers x (init + 1 epoch)
         assert {r["seeds"] for r in rows} == {"2"}
     summary = json.loads((root / "reports/summary.json").read_text())
-    assert set(summary) == {"baseline"} | {f"depth-{c}" for c in CELLS}
+    assert set(summary) == {"baseline", "dataset-fashion-mnist"} | {f"depth-{c}" for c in CELLS}
 
 
 def test_log_replays_the_outputs_into_a_new_store_without_training(project, env, tmp_path):
@@ -387,13 +387,14 @@ def test_changing_one_initializer_reruns_only_the_pipeline_cell(project, env, cl
     text = path.read_text()
     edit_params(root, lambda p: p["initializers"]["gaussian"].update(stddev=0.2))
     changed = run(["dvc", "repro"], root, env)
-    # The pipeline's cell and its learning-rate sweep; the depth and phase cells are not touched.
-    assert ran_stages(changed) == {"train", "train_lr_sweep", "report"}
+    # The pipeline's cell, its learning-rate sweep and its Fashion-MNIST twin; the depth and phase
+    # cells are not touched.
+    assert ran_stages(changed) == {"train", "train_lr_sweep", "train_dataset@fashion-mnist", "report"}
     # Back to the original value: DVC restores the outputs from its run cache without training,
     # and they still point at the MLflow runs that produced them.
     path.write_text(text)
     restored = run(["dvc", "repro"], root, env)
-    assert not {"train", "train_lr_sweep"} & ran_stages(restored)
+    assert not {"train", "train_lr_sweep", "train_dataset@fashion-mnist"} & ran_stages(restored)
     assert [m["run_id"] for m in members(root) if m["label"] == "gaussian"] == original
     assert client.get_run(original[0]).data.tags["initbench.label"] == "gaussian"
 
