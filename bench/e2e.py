@@ -5,8 +5,9 @@ he_normal; 784-128-10 ReLU MLP, Adam lr 0.001, batch 32, train.epochs epochs, on
 training split; every model tested, logged to MLflow and saved, then compared.
 
   (a) initbench: ``dvc repro`` in a fresh copy of the project (params.yaml: those initializers,
-      study.seeds 1, no depth study) that already holds the processed archive -- so it runs the
-      stages train and report; MLflow goes to the copy's own default store (mlflow.db).
+      study.seeds 1, only the pipeline's cell) that already holds the processed archive -- so it
+      runs the stages train, train_lr_sweep (empty) and report; MLflow goes to the copy's own
+      default store (mlflow.db).
   (b) bench/article_keras.py, the same work written as a user would (one model.fit each).
 
 One template copy per invocation (files of the working tree, data/raw/<dataset>, params, git,
@@ -117,7 +118,7 @@ def run_dvc(template: Path, work: Path, env: dict[str, str]) -> dict:
            for label in ARTICLE}
     shutil.rmtree(copy)
     train_log = re.findall(r"^baseline: \d+ models, .*$", proc.stdout, re.MULTILINE)
-    return {"seconds": seconds, "stages": stages, "test_accuracy": acc, "train_stage_log": train_log}
+    return {"seconds": seconds, "stages": sorted(stages), "test_accuracy": acc, "train_stage_log": train_log}
 
 
 def run_keras(template: Path, work: Path, params: dict, env: dict[str, str]) -> dict:
