@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from initbench.report.stats import bounded_interval
+from initbench.report.stats import Interval
 from initbench.report.tables import outcome, pct
 from initbench.results import by_label, epochs_to_reach
 
@@ -72,11 +72,11 @@ def markdown(cells: Mapping[str, dict[str, Any]], summary: Mapping[str, dict[str
         row, verdicts = [], []
         for cell in names:
             s = summary[cell]["initializers"][label]
-            acc = [m["test_accuracy"] for m in cells[cell]["members"]
-                   if m["label"] == label and outcome(m) == "ok"]
             words = "reference" if label == summary[cell]["reference"] else s["vs_reference"]
             verdicts.append(words)
-            row += [pct(bounded_interval(acc, confidence)), words, targets[cell][1][label]]
+            # The interval cell_table computed over the same runs (those that trained).
+            iv = Interval(s["mean"], s["sd"], s["low"], s["high"], s["n"], s["interval"])
+            row += [pct(iv), words, targets[cell][1][label]]
         lines.append(f"| {label} | " + " | ".join(row) + " |")
         if "reference" in verdicts:
             continue
