@@ -32,7 +32,8 @@ def main() -> None:
     from initbench.config import TrainConfig
     from initbench.train.stacked import StackedMLP
 
-    cfg = TrainConfig(args.optimizer, 0.001, 0.0, 32, 2, 42)
+    cfg = TrainConfig(args.optimizer, 0.001, 0.0, 32, 2, 42, weight_decay=0.0, lr_schedule="constant",
+                      warmup_epochs=0)
     rng = np.random.default_rng(0)
     x = tf.constant(rng.random((54000, 28, 28), dtype=np.float32))
     y = tf.constant(rng.integers(0, 10, 54000).astype(np.int32))

@@ -14,6 +14,7 @@ stage takes it; null = all) and diag_batch.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import resource
@@ -32,7 +33,7 @@ def macs(hidden: list[int]) -> int:
 def cell_and_members(spec: dict):
     """(CellConfig, its first spec["models"] members in seed-major order, processed data)."""
     from initbench import config
-    from initbench.config import CellConfig, InitializerSpec, ModelConfig, TrainConfig
+    from initbench.config import CellConfig, InitializerSpec, ModelConfig
     from initbench.data import processed
     from initbench.train.cell import plan
 
@@ -41,8 +42,9 @@ def cell_and_members(spec: dict):
              for label in spec["initializers"]}
     cell = CellConfig(
         "baseline", ModelConfig(tuple(spec["hidden"]), spec["activation"]),
-        TrainConfig(spec["optimizer"], spec["lr"], spec["momentum"], spec["batch_size"],
-                    spec["epochs"], params.train.seed),
+        dataclasses.replace(params.train, optimizer=spec["optimizer"], learning_rate=spec["lr"],
+                            momentum=spec["momentum"], batch_size=spec["batch_size"],
+                            epochs=spec["epochs"]),
         inits, spec["seeds"], spec["train_limit"], False, params.data.dataset)
     order = list(inits)
     members = sorted(plan(cell, params.train.seed, False),

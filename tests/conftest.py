@@ -21,6 +21,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# The plain optimizer (no weight decay, a constant learning rate), for TrainConfig(..., **PLAIN).
+PLAIN = {"weight_decay": 0.0, "lr_schedule": "constant", "warmup_epochs": 0}
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

@@ -34,6 +34,15 @@ def test_project_params_are_valid():
         ("train.batch_size", "32", r"train.batch_size: got '32'; allowed: an integer"),
         ("train.learning_rate", 0, r"train.learning_rate: got 0.0; allowed: a finite number in \(0, 10\]"),
         ("train.optimizer", "adagrad", r"train.optimizer: got 'adagrad'; allowed: adam, sgd"),
+        ("train.weight_decay", -0.1, r"train.weight_decay: got -0.1; allowed: a number in \[0, 1\)"),
+        ("train.lr_schedule", "cosin",
+         r"train.lr_schedule: got 'cosin' \(did you mean 'cosine'\?\); allowed: constant, cosine, step"),
+        ("train.warmup_epochs", 10, r"train.warmup_epochs: got 10; allowed: an integer in "
+                                    r"\[0, train.epochs\) = \[0, 10\)"),
+        ("train.warmup_epochs", 1, r"train.warmup_epochs: got 1; allowed: 0 unless "
+                                   r"train.lr_schedule is cosine \(got 'constant'\)"),
+        ("study.depth.lr_schedule", "linear", r"study.depth.lr_schedule: got 'linear'"),
+        ("study.phase.weight_decay", 1, r"study.phase.weight_decay: got 1.0; allowed: a number in"),
         ("data.val_fraction", 0, r"data.val_fraction: got 0.0; allowed: a number strictly between"),
         ("data.val_fraction", 1.5, r"data.val_fraction: got 1.5"),
         ("data.dataset", "cifar10", r"data.dataset: got 'cifar10'; allowed: fashion-mnist, mnist"),
@@ -177,7 +186,8 @@ def test_cells(raw_params):
     assert deep == cells["depth-3-tanh"] and deep.name == "depth-3-tanh"
     assert deep.model == ModelConfig((dc.width,) * 3, "tanh")
     assert deep.train == TrainConfig(dc.optimizer, dc.learning_rate, dc.momentum, dc.batch_size,
-                                     dc.epochs, params.train.seed)
+                                     dc.epochs, params.train.seed, weight_decay=dc.weight_decay,
+                                     lr_schedule=dc.lr_schedule, warmup_epochs=dc.warmup_epochs)
     assert deep.initializers == dc.initializers and deep.seeds == dc.seeds
     assert deep.train_limit == dc.train_limit and not deep.save_models
     assert params.cell("baseline") == base
@@ -235,3 +245,16 @@ def test_bad_datasets_name_the_field(raw_params, datasets, says):
     with pytest.raises(ConfigError) as err:
         from_dict(raw_params)
     assert says in str(err.value)
+
+
+def test_optimization_strategies_reach_every_cell(raw_params):
+    """train's weight decay and schedule are the pipeline cells'; the grids have their own."""
+    config.apply_overrides(raw_params, ["train.weight_decay=0.01", "train.lr_schedule=cosine",
+                                        "train.warmup_epochs=2", "study.depth.lr_schedule=step"])
+    cells = from_dict(raw_params).cells()
+    for name in ("baseline", "lr_sweep", "dataset-fashion-mnist"):
+        t = cells[name].train
+        assert (t.weight_decay, t.lr_schedule, t.warmup_epochs) == (0.01, "cosine", 2)
+    deep = cells["depth-2-relu"].train
+    assert (deep.weight_decay, deep.lr_schedule, deep.warmup_epochs) == (0.0, "step", 0)
+    assert cells["phase-4-relu"].train.lr_schedule == "constant"

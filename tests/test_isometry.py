@@ -11,7 +11,9 @@ from initbench.config import TrainConfig
 from initbench.train.diagnostics import JACOBIAN_INPUTS, jacobian_spectrum
 from initbench.train.stacked import StackedMLP
 
-CFG = TrainConfig("sgd", 0.01, 0.0, 32, 1, 0)
+from .conftest import PLAIN
+
+CFG = TrainConfig("sgd", 0.01, 0.0, 32, 1, 0, **PLAIN)
 
 
 def mlp(widths, activation, init, seed):

@@ -8,6 +8,8 @@ import pytest
 from initbench.config import InitializerSpec, ModelConfig, TrainConfig
 from initbench.train.model import build_model, compile_model, layer_seed, make_optimizer
 
+from .conftest import PLAIN
+
 
 def spec(name="he_normal", **args):
     from initbench.init.registry import resolve_args
@@ -59,10 +61,33 @@ def test_same_shape_layers_differ():
 
 @pytest.mark.parametrize("name", ["adam", "sgd"])
 def test_optimizers(name):
-    opt = make_optimizer(TrainConfig(name, 0.01, 0.9, 32, 1, 0))
+    opt = make_optimizer(TrainConfig(name, 0.01, 0.9, 32, 1, 0, **PLAIN))
     assert float(opt.learning_rate) == pytest.approx(0.01)
     if name == "sgd":
         assert opt.momentum == pytest.approx(0.9)
+
+
+def test_optimizers_carry_the_schedule_and_weight_decay(tmp_path):
+    """The saved model's optimizer is the cell's: Keras' own schedule object and weight_decay,
+    and it survives a save and a reload."""
+    import keras
+
+    cfg = TrainConfig("adam", 0.01, 0.0, 32, 4, 0, weight_decay=0.02, lr_schedule="cosine",
+                      warmup_epochs=1)
+    opt = make_optimizer(cfg, steps_per_epoch=10, learning_rate=0.003)
+    assert opt.weight_decay == pytest.approx(0.02)
+    schedule = opt._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert (schedule.warmup_target, schedule.warmup_steps, schedule.decay_steps) == (0.003, 10, 30)
+    assert make_optimizer(TrainConfig("sgd", 0.1, 0.9, 32, 1, 0, **PLAIN)).weight_decay is None
+    with pytest.raises(ValueError, match="a cosine schedule needs the steps per epoch"):
+        make_optimizer(cfg)
+    model = compile_model(build_model(ModelConfig((8,), "relu"), spec(), 0), cfg, 10)
+    model.optimizer.build(model.trainable_variables)
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras").optimizer
+    assert again.weight_decay == pytest.approx(0.02)
+    assert again.get_config()["learning_rate"]["class_name"] == "CosineDecay"
 
 
 def test_a_few_steps_reduce_the_loss():
@@ -70,6 +95,6 @@ def test_a_few_steps_reduce_the_loss():
     x = rng.random((256, 28, 28), dtype=np.float32)
     y = (x.reshape(256, -1)[:, :10].argmax(1)).astype(np.int64)
     model = compile_model(build_model(ModelConfig((32,), "relu"), spec(), 0),
-                          TrainConfig("adam", 0.01, 0.0, 32, 1, 0))
+                          TrainConfig("adam", 0.01, 0.0, 32, 1, 0, **PLAIN))
     history = model.fit(x, y, epochs=5, batch_size=32, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]

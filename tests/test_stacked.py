@@ -10,7 +10,10 @@ from initbench.config import ConfigError, DataConfig, InitializerSpec, ModelConf
 from initbench.data import normalize
 from initbench.init.registry import resolve_args
 from initbench.train.model import build_model, compile_model
+from initbench.train.schedule import Schedule
 from initbench.train.stacked import StackedMLP, epoch_order
+
+from .conftest import PLAIN
 
 STEPS, BATCH = 300, 32
 
@@ -33,7 +36,7 @@ def spec(name: str) -> InitializerSpec:
 def test_a_model_in_a_stack_trains_exactly_as_alone(data, optimizer, lr, momentum, hidden, activation):
     """300 steps of Keras' own train_on_batch vs the same model as member 1 of a 3-stack; the
     last batch is short (Keras: a batch of 16; the stack: a padded batch with 16 zero weights)."""
-    cfg, mc = TrainConfig(optimizer, lr, momentum, BATCH, 1, 0), ModelConfig(hidden, activation)
+    cfg, mc = TrainConfig(optimizer, lr, momentum, BATCH, 1, 0, **PLAIN), ModelConfig(hidden, activation)
     members = [build_model(mc, spec(n), s) for n, s in
                (("glorot_uniform", 5), ("he_normal", 1), ("random_normal", 9))]
     alone = compile_model(build_model(mc, spec("he_normal"), 1), cfg)
@@ -56,7 +59,7 @@ def test_a_model_in_a_stack_trains_exactly_as_alone(data, optimizer, lr, momentu
 
 
 def test_partial_last_batch_and_evaluation(data):
-    cfg = TrainConfig("adam", 0.001, 0.0, 1000, 1, 0)
+    cfg = TrainConfig("adam", 0.001, 0.0, 1000, 1, 0, **PLAIN)
     members = [build_model(ModelConfig((32,), "relu"), spec("he_normal"), s) for s in (1, 2)]
     stack = StackedMLP(members, "relu", cfg)
     x, y = tf.constant(data["x_train"]), tf.constant(data["y_train"])
@@ -80,7 +83,7 @@ def test_partial_last_batch_and_evaluation(data):
 
 
 def test_fit_is_deterministic_and_reports_every_epoch(data):
-    cfg = TrainConfig("sgd", 0.05, 0.9, 64, 2, 0)
+    cfg = TrainConfig("sgd", 0.05, 0.9, 64, 2, 0, **PLAIN)
 
     def run():
         members = [build_model(ModelConfig((32,), "tanh"), spec("glorot_uniform"), 4)]
@@ -102,17 +105,17 @@ def test_fit_is_deterministic_and_reports_every_epoch(data):
 def test_unsupported_optimizer_and_mixed_architectures():
     # The stack implements OPTIMIZERS; the config is what keeps any other out.
     with pytest.raises(ConfigError, match=r"train\.optimizer: got 'rmsprop'; allowed: adam, sgd"):
-        TrainConfig("rmsprop", 0.1, 0.0, 32, 1, 0)
+        TrainConfig("rmsprop", 0.1, 0.0, 32, 1, 0, **PLAIN)
     models = [build_model(ModelConfig((8,), "relu"), spec("zeros"), 0),
               build_model(ModelConfig((9,), "relu"), spec("zeros"), 0)]
     with pytest.raises(ValueError, match="share one architecture"):
-        StackedMLP(models, "relu", TrainConfig("adam", 0.1, 0.0, 32, 1, 0))
+        StackedMLP(models, "relu", TrainConfig("adam", 0.1, 0.0, 32, 1, 0, **PLAIN))
 
 
 def test_reset_trains_exactly_as_a_fresh_stack(data):
     """train_cell reuses a compiled stack for the next models of the same size: after reset, the
     weights, optimizer state and step count of the previous models must be gone."""
-    cfg, mc = TrainConfig("adam", 0.001, 0.0, 64, 1, 0), ModelConfig((32,), "relu")
+    cfg, mc = TrainConfig("adam", 0.001, 0.0, 64, 1, 0, **PLAIN), ModelConfig((32,), "relu")
     x, y = tf.constant(data["x_train"][:2000]), tf.constant(data["y_train"][:2000])
     order = epoch_order(2000, 0, 1)
 
@@ -144,7 +147,7 @@ def test_reset_trains_exactly_as_a_fresh_stack(data):
 def test_each_model_trains_at_its_own_learning_rate_exactly_as_alone(data, optimizer, momentum, rates):
     """A learning-rate sweep in one stack: member k follows Keras' optimizer at rates[k]."""
     mc = ModelConfig((64,), "relu")
-    cfg = TrainConfig(optimizer, 0.5, momentum, BATCH, 1, 0)  # 0.5: the cell default, unused here
+    cfg = TrainConfig(optimizer, 0.5, momentum, BATCH, 1, 0, **PLAIN)  # 0.5: the cell default, unused here
     members = [build_model(mc, spec("he_normal"), 3) for _ in rates]  # same start, 3 rates
     stack = StackedMLP(members, "relu", cfg, learning_rates=rates)
     x, y = data["x_train"], data["y_train"]
@@ -153,7 +156,7 @@ def test_each_model_trains_at_its_own_learning_rate_exactly_as_alone(data, optim
     stack.write_back(members)
     for k, lr in enumerate(rates):
         alone = compile_model(build_model(mc, spec("he_normal"), 3),
-                              TrainConfig(optimizer, lr, momentum, BATCH, 1, 0))
+                              TrainConfig(optimizer, lr, momentum, BATCH, 1, 0, **PLAIN))
         for i in range(0, len(order), BATCH):
             alone.train_on_batch(x[order[i:i + BATCH]], y[order[i:i + BATCH]])
         for got, want in zip(members[k].get_weights(), alone.get_weights(), strict=True):
@@ -161,3 +164,60 @@ def test_each_model_trains_at_its_own_learning_rate_exactly_as_alone(data, optim
     assert not np.allclose(members[0].get_weights()[0], members[1].get_weights()[0])
     with pytest.raises(ValueError, match="2 learning rates for 3 models"):
         stack.reset(members, learning_rates=rates[:2])
+
+
+@pytest.mark.parametrize(("kind", "warmup"), [("constant", 0), ("cosine", 0), ("cosine", 2), ("step", 0)])
+def test_every_schedule_is_keras_own(kind, warmup):
+    """The in-graph factor times a rate equals Keras' own schedule object at every step, past
+    the end included (Keras holds the last value)."""
+    cfg = TrainConfig("sgd", 0.02, 0.0, BATCH, 4, 0, weight_decay=0.0, lr_schedule=kind,
+                      warmup_epochs=warmup)
+    schedule = Schedule.of(cfg, 25)
+    keras_lr = schedule.keras(0.02)
+    steps = np.arange(0, 4 * 25 + 5)
+    ours = np.array([0.02 * float(schedule.factor(tf.constant(s, tf.int64))) for s in steps])
+    theirs = np.array([float(keras_lr(s)) if callable(keras_lr) else keras_lr for s in steps])
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-9)
+    if kind == "cosine":
+        assert ours[0] == (0.0 if warmup else 0.02) and ours[-1] == pytest.approx(0.0, abs=1e-9)
+        assert ours[warmup * 25] == pytest.approx(0.02)  # the peak, after the warm-up
+    if kind == "step":  # x0.1 after step 50 (half), x0.01 after step 75
+        assert (ours[50], ours[51], ours[75], ours[76]) == pytest.approx((0.02, 0.002, 0.002, 0.0002))
+
+
+@pytest.mark.parametrize(("optimizer", "lr", "momentum", "kind", "warmup", "decay"), [
+    ("adam", 0.002, 0.0, "cosine", 1, 0.05),
+    ("sgd", 0.05, 0.9, "step", 0, 0.01),
+    ("adam", 0.001, 0.0, "constant", 0, 0.1),
+])
+def test_schedules_and_weight_decay_train_as_keras_does(data, optimizer, lr, momentum, kind, warmup,
+                                                        decay):
+    """Three epochs of 100 steps: member 1 of a 2-stack vs the same model trained with Keras'
+    own optimizer, schedule object and (decoupled) weight_decay, train_on_batch by batch."""
+    epochs, spe = 3, 100
+    cfg = TrainConfig(optimizer, lr, momentum, BATCH, epochs, 0, weight_decay=decay,
+                      lr_schedule=kind, warmup_epochs=warmup)
+    mc = ModelConfig((64,), "relu")
+    members = [build_model(mc, spec(n), s) for n, s in (("glorot_uniform", 5), ("he_normal", 1))]
+    alone = compile_model(build_model(mc, spec("he_normal"), 1), cfg, spe)
+    x, y = data["x_train"], data["y_train"]
+    stack = StackedMLP(members, "relu", cfg, steps_per_epoch=spe)
+    orders = [epoch_order(len(y), 0, e)[: spe * BATCH] for e in range(1, epochs + 1)]
+
+    def keras_epochs(model):
+        for order in orders:
+            for i in range(0, len(order), BATCH):
+                model.train_on_batch(x[order[i:i + BATCH]], y[order[i:i + BATCH]])
+        return model.get_weights()
+
+    for order in orders:
+        stack.train_epoch(tf.constant(x), tf.constant(y), order)
+    want = keras_epochs(alone)
+    stack.write_back(members)
+    for got, expected in zip(members[1].get_weights(), want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=0, atol=5e-5)
+    # Weight decay did something: the same training without it ends elsewhere.
+    plain = TrainConfig(optimizer, lr, momentum, BATCH, epochs, 0, weight_decay=0.0,
+                        lr_schedule=kind, warmup_epochs=warmup)
+    undecayed = keras_epochs(compile_model(build_model(mc, spec("he_normal"), 1), plain, spe))
+    assert np.abs(undecayed[0] - want[0]).max() > 1e-3

@@ -31,6 +31,8 @@ from initbench.train.diagnostics import signal_stats
 from initbench.train.model import build_model
 from initbench.train.stacked import StackedMLP
 
+from .conftest import PLAIN
+
 SMALL = 100_000  # parameters of a model small enough for a full stack (MAX_STACK)
 DEEP = 1_450_000  # the 20 x 256 deep MLP: 4 per stack
 
@@ -40,7 +42,8 @@ def spec(name: str) -> InitializerSpec:
 
 
 def cell_of(names, seeds: int, hidden=(16,)) -> CellConfig:
-    return CellConfig("baseline", ModelConfig(hidden, "relu"), TrainConfig("adam", 1e-3, 0.0, 32, 1, 0),
+    return CellConfig("baseline", ModelConfig(hidden, "relu"),
+                      TrainConfig("adam", 1e-3, 0.0, 32, 1, 0, **PLAIN),
                       {n: spec(n) for n in names}, seeds, None, False, "mnist")
 
 
@@ -130,7 +133,7 @@ def test_diagnostics_of_each_stacked_model_are_its_own(mnist):
     x, y = arrays["x_train"][:256], arrays["y_train"][:256]
     mc = ModelConfig((32, 16), "relu")
     models = [build_model(mc, spec(n), s) for n, s in (("he_normal", 1), ("glorot_uniform", 2))]
-    stats = signal_stats(StackedMLP(models, "relu", TrainConfig("adam", 1e-3, 0.0, 32, 1, 0)),
+    stats = signal_stats(StackedMLP(models, "relu", TrainConfig("adam", 1e-3, 0.0, 32, 1, 0, **PLAIN)),
                          x, y, "relu")
     assert set(stats) == set(STATS)
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
@@ -157,7 +160,7 @@ def test_diagnostics_neither_overflow_nor_underflow(mnist, stddev, activation, d
     mc = ModelConfig((256,) * depth, activation)
     gauss = InitializerSpec("g", "gaussian", resolve_args("gaussian", {"stddev": stddev}))
     model = build_model(mc, gauss, 3)
-    stats = signal_stats(StackedMLP([model], activation, TrainConfig("sgd", 0.01, 0.9, 32, 1, 0)),
+    stats = signal_stats(StackedMLP([model], activation, TrainConfig("sgd", 0.01, 0.9, 32, 1, 0, **PLAIN)),
                          x, y, activation)
     h = x.reshape(len(x), -1).astype(np.float32)
     acts = []

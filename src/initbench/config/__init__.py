@@ -28,7 +28,14 @@ from initbench.config.checks import (
     _fail,
     _unknown,
 )
-from initbench.config.sections import CellConfig, DataConfig, InitializerSpec, ModelConfig, TrainConfig
+from initbench.config.sections import (
+    CellConfig,
+    DataConfig,
+    InitializerSpec,
+    ModelConfig,
+    TrainConfig,
+    TrainingSettings,
+)
 from initbench.config.study import (
     DatasetsConfig,
     DepthConfig,
@@ -44,7 +51,8 @@ from initbench.paths import cell_name, dataset_cell
 
 __all__ = ["ACTIVATIONS", "MAX_SEED", "OPTIMIZERS", "CellConfig", "ConfigError", "DataConfig",
            "DatasetsConfig", "DepthConfig", "GridConfig", "InitializerSpec", "LrSweepConfig",
-           "ModelConfig", "Params", "PhaseConfig", "StudyConfig", "TrainConfig", "apply_overrides",
+           "ModelConfig", "Params", "PhaseConfig", "StudyConfig", "TrainConfig", "TrainingSettings",
+           "apply_overrides",
            "from_dict", "load", "parse_yaml", "sigma_label", "sweep_label"]
 
 

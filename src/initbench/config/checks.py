@@ -12,6 +12,7 @@ from typing import Any
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "leaky_relu", "swish", "linear")
 OPTIMIZERS = ("adam", "sgd")  # what initbench.train.stacked implements (Keras update rules)
+SCHEDULES = ("constant", "cosine", "step")  # learning-rate schedules (initbench.train.schedule)
 
 
 class ConfigError(ValueError):

@@ -20,6 +20,7 @@ from initbench.config.checks import (
     MAX_WIDTH,
     N_CLASSES,
     OPTIMIZERS,
+    SCHEDULES,
     ConfigError,
     _choose,
     _fail,
@@ -69,13 +70,18 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainingSettings:
     """How a cell's models train: what ``train`` and the study's grids (``study.depth``,
-    ``study.phase``) each set, checked under their own ``prefix``."""
+    ``study.phase``) each set, checked under their own ``prefix``. The optimization strategies
+    (decoupled weight decay, the learning-rate schedule and its warm-up) are keyword-only: a
+    positional call reads as the plain optimizer it always was, and still has to name them."""
 
     optimizer: str
     learning_rate: float
     momentum: float
     batch_size: int
     epochs: int
+    weight_decay: float = dataclasses.field(kw_only=True)
+    lr_schedule: str = dataclasses.field(kw_only=True)
+    warmup_epochs: int = dataclasses.field(kw_only=True)
     prefix: typing.ClassVar[str] = "train"
 
     def __post_init__(self) -> None:
@@ -89,6 +95,15 @@ class TrainingSettings:
             _fail(f"{p}.batch_size", self.batch_size, f"an integer in [1, {MAX_BATCH}]")
         if not 0 < self.epochs <= MAX_EPOCHS:
             _fail(f"{p}.epochs", self.epochs, f"an integer in [1, {MAX_EPOCHS}]")
+        if not 0.0 <= self.weight_decay < 1.0:
+            _fail(f"{p}.weight_decay", self.weight_decay, "a number in [0, 1) (0: none)")
+        _choose(f"{p}.lr_schedule", self.lr_schedule, SCHEDULES)
+        if not 0 <= self.warmup_epochs < self.epochs:
+            _fail(f"{p}.warmup_epochs", self.warmup_epochs,
+                  f"an integer in [0, {p}.epochs) = [0, {self.epochs})")
+        if self.warmup_epochs and self.lr_schedule != "cosine":
+            _fail(f"{p}.warmup_epochs", self.warmup_epochs,
+                  f"0 unless {p}.lr_schedule is cosine (got {self.lr_schedule!r})")
 
 
 @dataclass(frozen=True)

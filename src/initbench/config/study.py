@@ -48,7 +48,8 @@ class GridConfig(TrainingSettings):
 
     def training(self, seed: int) -> TrainConfig:
         return TrainConfig(self.optimizer, self.learning_rate, self.momentum, self.batch_size,
-                           self.epochs, seed)
+                           self.epochs, seed, weight_decay=self.weight_decay,
+                           lr_schedule=self.lr_schedule, warmup_epochs=self.warmup_epochs)
 
 
 @dataclass(frozen=True)

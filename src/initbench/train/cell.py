@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from initbench.config import CellConfig, InitializerSpec
+from initbench.config import CellConfig, InitializerSpec, TrainConfig
 from initbench.train.diagnostics import jacobian_spectrum, signal_stats
 from initbench.train.model import build_model, data_dependent_init
 from initbench.train.stacked import StackedMLP
@@ -68,6 +68,11 @@ def plan(cell: CellConfig, base_seed: int, vary_data: bool) -> list[Member]:
     return [Member(label, spec, i, base_seed + i, base_seed + i if vary_data else base_seed,
                    cell.learning_rates.get(label, cell.train.learning_rate))
             for label, spec in cell.initializers.items() for i in range(cell.seeds)]
+
+
+def steps_per_epoch(n_train: int, cfg: TrainConfig) -> int:
+    """Optimizer steps per epoch: batches of ``cfg.batch_size``, the last one possibly short."""
+    return -(-n_train // cfg.batch_size)
 
 
 def n_params(cell: CellConfig, n_inputs: int = 784) -> int:
@@ -132,7 +137,8 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
         trainer = compiled.get(len(stack))
         rates = [m.learning_rate for m in stack]
         if trainer is None:
-            trainer = compiled[len(stack)] = StackedMLP(models, cell.model.activation, cell.train, rates)
+            trainer = compiled[len(stack)] = StackedMLP(models, cell.model.activation, cell.train, rates,
+                                                        steps_per_epoch(len(y), cell.train))
         else:
             trainer.reset(models, rates)
         diags: list[dict[str, np.ndarray]] = []

@@ -16,6 +16,7 @@ import numpy as np
 from initbench.config import InitializerSpec, ModelConfig, TrainConfig
 from initbench.init import lsuv
 from initbench.init import registry as initializers
+from initbench.train.schedule import Schedule
 
 INPUT_SHAPE = (28, 28)
 
@@ -74,16 +75,21 @@ def build_model(
     return keras.Model(inputs, x, name=f"mlp_{spec.label}")
 
 
-def make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
-    """The Keras optimizer of ``cfg`` (its update rule is what initbench.train.stacked reproduces)."""
+def make_optimizer(cfg: TrainConfig, steps_per_epoch: int | None = None,
+                   learning_rate: float | None = None) -> keras.optimizers.Optimizer:
+    """The Keras optimizer of ``cfg`` -- its update rule, schedule and decoupled weight decay are
+    what initbench.train.stacked reproduces; ``learning_rate``: a model's own, if not cfg's."""
+    lr = Schedule.of(cfg, steps_per_epoch).keras(learning_rate or cfg.learning_rate)
+    decay = cfg.weight_decay or None  # Keras: None = no weight decay
     if cfg.optimizer == "sgd":
-        return keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum)
-    return keras.optimizers.Adam(cfg.learning_rate)
+        return keras.optimizers.SGD(lr, momentum=cfg.momentum, weight_decay=decay)
+    return keras.optimizers.Adam(lr, weight_decay=decay)
 
 
-def compile_model(model: keras.Model, cfg: TrainConfig) -> keras.Model:
+def compile_model(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int | None = None,
+                  learning_rate: float | None = None) -> keras.Model:
     model.compile(
-        optimizer=make_optimizer(cfg),
+        optimizer=make_optimizer(cfg, steps_per_epoch, learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )

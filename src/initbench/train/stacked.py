@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from initbench.config import TrainConfig
+from initbench.train.schedule import Schedule
 
 EPS_LOSS = 1e-7  # keras.backend.epsilon(): the clip Keras applies to probabilities
 
@@ -45,12 +46,15 @@ class StackedMLP:
     """K MLPs (Flatten -> Dense... -> Dense softmax) trained together; see the module docstring."""
 
     def __init__(self, models: Sequence[keras.Model], activation: str, cfg: TrainConfig,
-                 learning_rates: Sequence[float] | None = None) -> None:
+                 learning_rates: Sequence[float] | None = None,
+                 steps_per_epoch: int | None = None) -> None:
         """``learning_rates``: one per model (a learning-rate sweep in one stack); default: every
-        model at ``cfg.learning_rate``."""
+        model at ``cfg.learning_rate``. ``steps_per_epoch``: batches per epoch, which a learning-rate
+        schedule other than constant needs (:mod:`initbench.train.schedule`)."""
         self.k = len(models)
         self.activation = keras.activations.get(activation)
         self.cfg = cfg
+        self.schedule = Schedule.of(cfg, steps_per_epoch)
         self.params = [tf.Variable(v, name=f"w{i}") for i, v in enumerate(self._stacked(models))]
         self.lr = tf.Variable(self._rates(learning_rates), name="learning_rates")
         self.slots = [[tf.Variable(tf.zeros_like(p)) for p in self.params] for _ in range(2)]
@@ -129,9 +133,17 @@ class StackedMLP:
     # -- optimizers (Keras 3's update rules, elementwise) ---------------------------------------
     def _apply(self, grads: list[tf.Tensor]) -> None:
         step = tf.cast(self.iterations + 1, tf.float32)
+        # The schedule at the step before the update, as Keras evaluates it (constant: no factor,
+        # so the plain optimizer's program is unchanged).
+        factor = None if self.schedule.kind == "constant" else self.schedule.factor(self.iterations)
 
         def lr_of(p: tf.Variable) -> tf.Tensor:  # each model's own rate, broadcast over its slice
-            return tf.reshape(self.lr, [self.k] + [1] * (len(p.shape) - 1))
+            rate = tf.reshape(self.lr, [self.k] + [1] * (len(p.shape) - 1))
+            return rate if factor is None else rate * factor
+
+        if self.cfg.weight_decay:  # decoupled, before the update, on every weight (Keras' order)
+            for p in self.params:
+                p.assign(p - p * self.cfg.weight_decay * lr_of(p))
 
         if self.cfg.optimizer == "adam":
             b1, b2, eps = 0.9, 0.999, 1e-7

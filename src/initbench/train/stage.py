@@ -37,7 +37,7 @@ from initbench.paths import (
     stage_of_cell,
 )
 from initbench.results import write_cell
-from initbench.train.cell import Member, plan, train_cell
+from initbench.train.cell import Member, plan, steps_per_epoch, train_cell
 from initbench.train.model import compile_model, initializer_params
 
 
@@ -58,10 +58,11 @@ def cell_params(params: Params, cell: CellConfig, n_train: int) -> dict[str, Any
     return out
 
 
-def save_model(cell: CellConfig, runs_dir: Path) -> Callable[[Member, keras.Model], str]:
+def save_model(cell: CellConfig, runs_dir: Path, n_train: int) -> Callable[[Member, keras.Model], str]:
     """The baseline cell's saver: ``runs_dir/models/<label>/s<i>.keras``, compiled as fit would."""
     def save(m: Member, model: keras.Model) -> str:
-        compile_model(model, cell.train)  # saved with its optimizer config, like fit would
+        # Saved with its optimizer config (rate, schedule, weight decay), like fit would.
+        compile_model(model, cell.train, steps_per_epoch(n_train, cell.train), m.learning_rate)
         model.optimizer.build(model.trainable_variables)  # its slots exist: the file reloads clean
         path = runs_dir / model_path(m)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +114,7 @@ def run_cell(params: Params, cell_name: str, data_npz: Path, out_dir: Path, runs
     with (atomic_output(out_dir, CELL_FILES) as tmp, atomic_output(runs_dir, RUN_FILES) as runs_tmp,
           tracking.parent_run(params.experiment, root) as (parent, exp)):
         runs_tmp.mkdir()
-        save = save_model(cell, runs_tmp) if cell.save_models else None
+        save = save_model(cell, runs_tmp, len(data["y_train"])) if cell.save_models else None
         with tracker(params, cell, data, data_npz, root, parent, exp, save) as runs:
             results, timing = train_cell(cell, members, data, params.study.diagnostics_batch, runs)
         out = {"cell": cell.name, "activation": cell.model.activation,
