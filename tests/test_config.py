@@ -158,6 +158,7 @@ def test_empty_depths_mean_no_depth_study(raw_params):
     raw_params["study"]["phase"]["depths"] = []
     raw_params["study"]["lr_sweep"]["learning_rates"] = []
     raw_params["study"]["datasets"]["names"] = []
+    raw_params["study"]["strategies"]["variants"] = {}
     params = from_dict(raw_params)
     assert params.study.depth.depths == () == params.study.phase.depths
     assert list(params.cells()) == ["baseline", "lr_sweep"]  # the sweep's stage: no model
@@ -173,10 +174,12 @@ def test_cells(raw_params):
     raw_params["study"]["depth"]["depths"] = [3, 1]
     raw_params["study"]["depth"]["activations"] = ["tanh", "relu"]
     raw_params["study"]["phase"].update(depths=[4], activations=["relu"])
+    raw_params["study"]["strategies"].update(depth=3, variants={"wd": {"weight_decay": 0.1}})
     params = from_dict(raw_params)
     cells = params.cells()
-    assert list(cells) == ["baseline", "lr_sweep", "dataset-fashion-mnist", "depth-3-tanh",
-                           "depth-3-relu", "depth-1-tanh", "depth-1-relu", "phase-4-relu"]
+    assert list(cells) == ["baseline", "lr_sweep", "dataset-fashion-mnist", "strategy-wd",
+                           "depth-3-tanh", "depth-3-relu", "depth-1-tanh", "depth-1-relu",
+                           "phase-4-relu"]
     base = cells["baseline"]
     assert (base.name, base.model, base.train) == ("baseline", params.model, params.train)
     assert base.initializers == params.initializers and base.seeds == params.study.seeds
@@ -198,6 +201,7 @@ def test_project_cells_baseline_first_then_every_depth_and_activation():
     dc, pc = params.study.depth, params.study.phase
     assert list(params.cells()) == ["baseline", "lr_sweep"] + [
         f"dataset-{n}" for n in params.study.datasets.names] + [
+        f"strategy-{n}" for n in params.study.strategies.variants] + [
         f"depth-{d}-{a}" for d in dc.depths for a in dc.activations] + [
         f"phase-{d}-{a}" for d in pc.depths for a in pc.activations]
 
@@ -205,7 +209,8 @@ def test_project_cells_baseline_first_then_every_depth_and_activation():
 def test_unknown_cell(raw_params):
     with pytest.raises(ConfigError,
                        match=r"params: cell: got 'nope'; allowed: baseline, lr_sweep, "
-                             r"dataset-fashion-mnist, depth-2-relu"):
+                             r"dataset-fashion-mnist, strategy-no_momentum, strategy-weight_decay, "
+                             r"strategy-cosine, depth-2-relu"):
         from_dict(raw_params).cell("nope")
 
 

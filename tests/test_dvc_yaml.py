@@ -28,6 +28,7 @@ NEEDS = {
     "train_phase": TRAINING,
     "train_lr_sweep": TRAINING,
     "train_dataset": TRAINING,
+    "train_strategy": TRAINING,
     "report": {f"{SRC}/report", f"{SRC}/results.py"},
 }
 # The parameters each stage's outputs depend on (a listed key covers its sub-keys).
@@ -44,6 +45,9 @@ PARAM_NEEDS = {
                        "study.vary_data_order", "study.diagnostics_batch"},
     "train_dataset": {"data", "model", "train", "initializers", "study.seeds", "study.datasets",
                       "study.vary_data_order", "study.diagnostics_batch"},
+    "train_strategy": {"data", "train.seed", "study.depth", "study.strategies.depth",
+                       "study.strategies.activation", "study.vary_data_order",
+                       "study.diagnostics_batch"},
     "report": {"model", "train", "initializers", "study"},
 }
 
@@ -71,7 +75,8 @@ def covered(path: str, deps: list[str]) -> bool:
 
 def test_the_stages():
     assert list(dvc()["stages"]) == ["download", "normalize", "train", "train_lr_sweep",
-                                      "train_dataset", "train_depth", "train_phase", "report"]
+                                      "train_dataset", "train_strategy", "train_depth",
+                                      "train_phase", "report"]
 
 
 @pytest.mark.parametrize("name", sorted(NEEDS))
@@ -84,7 +89,7 @@ def test_stage_depends_on_its_code(name):
             assert (ROOT / d).exists(), d
 
 
-@pytest.mark.parametrize("name", ["train", "train_depth", "train_dataset"])
+@pytest.mark.parametrize("name", ["train", "train_depth", "train_dataset", "train_strategy"])
 def test_every_training_module_is_a_dependency(name):
     """The deps are the directories: a module added to initbench.train or .init is covered."""
     deps = stage(name)["deps"]

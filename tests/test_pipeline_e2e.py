@@ -29,7 +29,9 @@ CELLS = ("2-relu", "2-tanh", "5-relu", "5-tanh")
 PHASE = ("3-relu", "3-tanh")  # 3 sigma_w x 2 seeds each
 SWEPT = len(LABELS) * 1 * SEEDS  # the learning-rate sweep: one other rate
 FASHION = len(LABELS) * SEEDS  # the pipeline's cell on Fashion-MNIST (study.datasets)
-MODELS = len(LABELS) * SEEDS + SWEPT + FASHION + len(CELLS) * 5 * 2 + len(PHASE) * 3 * 2  # each once
+STRATEGIES = ("no_momentum", "weight_decay", "cosine")  # each retrains depth-5-relu's 5 x 2 models
+MODELS = (len(LABELS) * SEEDS + SWEPT + FASHION + len(CELLS) * 5 * 2 + len(STRATEGIES) * 5 * 2
+          + len(PHASE) * 3 * 2)  # every model, once
 
 
 def members(root, cell: str = "baseline") -> list[dict]:
@@ -43,15 +45,15 @@ def members(root, cell: str = "baseline") -> list[dict]:
 def runs(client: MlflowClient, role: str):
     """Every run of ``role`` in the pipeline's experiment and the depth study's."""
     exps = [client.get_experiment_by_name(n).experiment_id
-            for n in ("initbench", "initbench-lr_sweep", "initbench-dataset", "initbench-depth",
-                      "initbench-phase")]
+            for n in ("initbench", "initbench-lr_sweep", "initbench-dataset", "initbench-strategy",
+                      "initbench-depth", "initbench-phase")]
     return client.search_runs(exps, f"tags.`initbench.role` = '{role}'", max_results=5000)
 
 
 def test_every_stage_ran_and_wrote_its_outputs(project):
     root, first = project
     expected = ({"download", "normalize", "train", "train_lr_sweep", "train_dataset@fashion-mnist",
-                 "report"}
+                 "report"} | {f"train_strategy@{s}" for s in STRATEGIES}
                 | {f"train_depth@{c}" for c in CELLS}
                 | {f"train_phase@{c}" for c in PHASE})
     assert ran_stages(first) == expected
@@ -101,7 +103,8 @@ def test_every_model_trained_once_with_its_own_run(project, client):
     groups = {r.info.run_id: r for r in runs(client, "initializer") + runs(client, "cell")}
     assert sorted(r.info.run_name for r in groups.values()) == sorted(
         [f"baseline/{label}" for label in LABELS] + [f"depth-{c}" for c in CELLS]
-        + [f"phase-{c}" for c in PHASE] + ["lr_sweep", "dataset-fashion-mnist"])
+        + [f"phase-{c}" for c in PHASE] + ["lr_sweep", "dataset-fashion-mnist"]
+        + [f"strategy-{s}" for s in STRATEGIES])
     for r in groups.values():
         assert "mlflow.parentRunId" not in r.data.tags and r.info.status == "FINISHED"
         assert r.data.tags["initbench.pipeline_run"] == parent.info.run_id
@@ -234,7 +237,7 @@ def test_report_holds_the_comparison_and_the_study(project):
     assert "Not tested: the claims are about the article's configuration" in report
     assert "- N(0,1) saturates deep tanh (share of |a| > 0.99, depth 5): predicted" in report
     assert "## 3. Signal propagation at initialization (depth 5)" in report
-    assert "## 4. Where each weight scale trains: the phase diagram" in report
+    assert "## 5. Where each weight scale trains: the phase diagram" in report
     sweep = report.split("### Each initializer at its best learning rate")[1].split("##")[0]
     assert all(f"| {label} | " in sweep for label in LABELS) and "Ranking by mean test accuracy" in sweep
     assert "### Dynamical isometry at initialization (depth 5)" in report
@@ -262,7 +265,10 @@ def test_report_holds_the_comparison_and_the_study(project):
         assert len(rows) == 5 * 6 * 2  # initializers x layers x (init + 1 epoch)
         assert {r["seeds"] for r in rows} == {"2"}
     summary = json.loads((root / "reports/summary.json").read_text())
-    assert set(summary) == {"baseline", "dataset-fashion-mnist"} | {f"depth-{c}" for c in CELLS}
+    assert set(summary) == ({"baseline", "dataset-fashion-mnist"} | {f"depth-{c}" for c in CELLS}
+                            | {f"strategy-{s}" for s in STRATEGIES})
+    assert "does a better optimizer make the initializer matter less? (5 hidden layers, relu)" in report
+    assert "- cosine vs plain: " in report
 
 
 def test_log_replays_the_outputs_into_a_new_store_without_training(project, env, tmp_path):

@@ -7,10 +7,8 @@ error names the field, the value given and what is allowed, before any stage doe
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import types
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from initbench.config.checks import (
     OPTIMIZERS,
     ConfigError,
     _fail,
+    _section,
     _unknown,
 )
 from initbench.config.sections import (
@@ -36,6 +35,7 @@ from initbench.config.sections import (
     TrainConfig,
     TrainingSettings,
 )
+from initbench.config.strategies import StrategiesConfig, VariantSettings, parse_strategies
 from initbench.config.study import (
     DatasetsConfig,
     DepthConfig,
@@ -49,11 +49,33 @@ from initbench.config.study import (
 from initbench.init import registry as initializers
 from initbench.paths import cell_name, dataset_cell
 
-__all__ = ["ACTIVATIONS", "MAX_SEED", "OPTIMIZERS", "CellConfig", "ConfigError", "DataConfig",
-           "DatasetsConfig", "DepthConfig", "GridConfig", "InitializerSpec", "LrSweepConfig",
-           "ModelConfig", "Params", "PhaseConfig", "StudyConfig", "TrainConfig", "TrainingSettings",
-           "apply_overrides",
-           "from_dict", "load", "parse_yaml", "sigma_label", "sweep_label"]
+__all__ = [
+    "ACTIVATIONS",
+    "MAX_SEED",
+    "OPTIMIZERS",
+    "CellConfig",
+    "ConfigError",
+    "DataConfig",
+    "DatasetsConfig",
+    "DepthConfig",
+    "GridConfig",
+    "InitializerSpec",
+    "LrSweepConfig",
+    "ModelConfig",
+    "Params",
+    "PhaseConfig",
+    "StrategiesConfig",
+    "StudyConfig",
+    "TrainConfig",
+    "TrainingSettings",
+    "VariantSettings",
+    "apply_overrides",
+    "from_dict",
+    "load",
+    "parse_yaml",
+    "sigma_label",
+    "sweep_label",
+]
 
 
 @dataclass(frozen=True)
@@ -75,7 +97,7 @@ class Params:
     def cells(self) -> dict[str, CellConfig]:
         """Every cell of these params, by name: ``baseline`` first, the learning-rate sweep (no
         model when ``study.lr_sweep`` lists no other rate), the pipeline's cell on each further
-        dataset, the depth cells, the phase diagram's."""
+        dataset, the optimization strategies' cells, the depth cells, the phase diagram's."""
         out = {"baseline": CellConfig("baseline", self.model, self.train, self.initializers,
                                       self.study.seeds, None, True, self.data.dataset)}
         # The sweep's cell always exists (its DVC stage does), empty when there is no other rate.
@@ -94,6 +116,12 @@ class Params:
                 dataset_cell(name), self.model, self.train,
                 self.initializers if name in others else types.MappingProxyType({}),
                 min(self.study.datasets.seeds, self.study.seeds), None, True, name)
+        s, dc = self.study.strategies, self.study.depth
+        for name, settings in s.variants.items():
+            cell = f"strategy-{name}"
+            out[cell] = CellConfig(cell, ModelConfig((dc.width,) * s.depth, s.activation),
+                                   TrainConfig(**settings.training(), seed=self.train.seed),
+                                   dc.initializers, dc.seeds, dc.train_limit, False, self.data.dataset)
         for kind, grid in (("depth", self.study.depth), ("phase", self.study.phase)):
             for depth in grid.depths:
                 for act in grid.activations:
@@ -109,43 +137,6 @@ class Params:
         if name not in cells:
             _fail("cell", name, ", ".join(cells))
         return cells[name]
-
-
-_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
-
-
-def _coerce(field: str, value: Any, hint: Any) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(field, value, inner)
-    if origin is tuple:
-        if not isinstance(value, Sequence) or isinstance(value, str):
-            _fail(field, value, "a list")
-        return tuple(_coerce(f"{field}[{i}]", v, args[0]) for i, v in enumerate(value))
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if (hint in (int, float) and isinstance(value, bool)) or not isinstance(value, hint):
-        _fail(field, value, _TYPE_WORDS[hint])
-    return value
-
-
-def _section(cls: type, raw: Any, prefix: str, **parsed: Any) -> Any:
-    """Build dataclass ``cls`` from mapping ``raw``; ``parsed`` supplies fields parsed elsewhere."""
-    if not isinstance(raw, Mapping):
-        _fail(prefix, raw, "a mapping")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(raw) - set(names))
-    if unknown:
-        _unknown(f"{prefix}.", unknown[0], names)
-    missing = [n for n in names if n not in raw]
-    if missing:
-        raise ConfigError(f"params: {prefix}.{missing[0]}: missing (required key)")
-    return cls(**{n: parsed[n] if n in parsed else _coerce(f"{prefix}.{n}", raw[n], hints[n])
-                  for n in names})
 
 
 def _initializer_map(raw: Any, field: str, activations: Sequence[str]) -> Mapping[str, InitializerSpec]:
@@ -206,6 +197,7 @@ def from_dict(raw: Any) -> Params:
     grids["phase"] = _section(PhaseConfig, study["phase"], "study.phase")
     grids["lr_sweep"] = _section(LrSweepConfig, study.get("lr_sweep"), "study.lr_sweep")
     grids["datasets"] = _section(DatasetsConfig, study.get("datasets"), "study.datasets")
+    grids["strategies"] = parse_strategies(study.get("strategies"), grids["depth"])
     return Params(
         experiment=raw["experiment"],
         registered_model=registered,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from initbench.config.checks import ACTIVATIONS, MAX_LAYERS, MAX_WIDTH, _choose, _fail
 from initbench.config.sections import InitializerSpec, TrainConfig, TrainingSettings
+from initbench.config.strategies import StrategiesConfig
 from initbench.data.datasets import DATASETS
 
 
@@ -150,6 +151,7 @@ class StudyConfig:
     lr_sweep: LrSweepConfig
     depth: DepthConfig
     phase: PhaseConfig
+    strategies: StrategiesConfig
 
     def __post_init__(self) -> None:
         if self.seeds < 1:

@@ -11,8 +11,19 @@ import numpy as np
 
 from initbench import publish, tracking
 from initbench.config import Params
+from initbench.config.strategies import TRAINING_KEYS
 from initbench.paths import REPORT_FILES, atomic_output, cell_name, check_output, dataset_cell
-from initbench.report import checks, datasets, diag_plots, figures, isometry, lr_sweep, phase, tracked
+from initbench.report import (
+    checks,
+    datasets,
+    diag_plots,
+    figures,
+    isometry,
+    lr_sweep,
+    phase,
+    strategies,
+    tracked,
+)
 from initbench.report.stats import bounded_interval
 from initbench.report.tables import (
     by_label,
@@ -154,8 +165,17 @@ def _markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]
                                      params.study.lr_sweep, params.study.confidence), ""]
     if dc.depths:
         lines += _depth_sections(params, cells, tables)
+    number = 4 if dc.depths else 2
+    st = params.study.strategies
+    if st.variants:
+        plain = {k: getattr(dc, k) for k in TRAINING_KEYS}
+        lines += [f"## {number}. Optimization strategies: does a better optimizer make the "
+                  f"initializer matter less? ({st.depth} hidden layers, {st.activation})", "",
+                  *strategies.markdown(cells, summary, st, strategies.describe(st, plain),
+                                       params.study.confidence), ""]
+        number += 1
     if params.study.phase.depths:
-        lines += [f"## {4 if dc.depths else 2}. Where each weight scale trains: the phase diagram", "",
+        lines += [f"## {number}. Where each weight scale trains: the phase diagram", "",
                   *phase.markdown(cells, params.study.phase, "figures/phase_diagram.png"), ""]
     return "\n".join(lines) + "\n"
 
