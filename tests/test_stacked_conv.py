@@ -64,3 +64,36 @@ def test_a_cnn_in_a_stack_trains_exactly_as_alone(data, optimizer, lr, momentum,
     keras_pred = alone.predict(data["x_val"], verbose=0).argmax(axis=1)
     assert (pred[1] == keras_pred).mean() > 0.995
     assert acc[1] == pytest.approx((keras_pred == data["y_val"]).mean(), abs=0.005)
+
+
+def test_conv_diagnostics_lsuv_and_a_whole_conv_cell(data):
+    """Per-layer statistics of a stacked CNN (a conv unit is a channel), LSUV on conv outputs, and
+    a conv cell trained and tested by the cell trainer."""
+    from initbench.config import CellConfig, ConvModelConfig
+    from initbench.init import lsuv
+    from initbench.train.cell import plan, train_cell
+    from initbench.train.diagnostics import jacobian_spectrum, signal_stats
+
+    models = [build_cnn(4, 3, "relu", spec(n), 2) for n in ("he_normal", "lsuv")]
+    report = lsuv.lsuv_init(models[1], data["x_train"][:128], tol=0.05, max_iter=5)
+    assert list(report) == ["conv_0", "conv_1", "conv_2", "output"]
+    for layer in lsuv.dense_layers(models[1]):
+        z = lsuv.pre_activation(models[1], layer, data["x_train"][:128])
+        assert z.var() == pytest.approx(1, abs=0.05)
+    cfg = TrainConfig("sgd", 0.01, 0.9, BATCH, 1, 0, **PLAIN)
+    stack = StackedCNN(models, "relu", cfg)
+    stats = signal_stats(stack, data["x_train"][:64], data["y_train"][:64], "relu")
+    assert {k: v.shape for k, v in stats.items()} == {k: (2, 4) for k in stats}
+    dead = stats["dead_fraction"]
+    assert np.all(np.isfinite(stats["act_std"])) and np.all((dead >= 0) & (dead <= 1))
+    # After LSUV every conv layer's pre-activation std is 1, measured by the stack itself.
+    np.testing.assert_allclose(stats["pre_std"][1, :3], 1.0, atol=0.1)
+    assert jacobian_spectrum(stack, data["x_train"][:8]) is None
+    cell = CellConfig("conv-3-relu", ConvModelConfig(4, 3, "relu"), cfg,
+                      {"he_normal": spec("he_normal"), "glorot_uniform": spec("glorot_uniform")},
+                      1, None, False, "mnist")
+    small = {k: v[:600] for k, v in data.items()}
+    results, timing = train_cell(cell, plan(cell, 42, True), small, 64, log=lambda *_: None)
+    assert [r["label"] for r in results] == ["he_normal", "glorot_uniform"]
+    assert all(r["test_accuracy"] > 0.2 and len(r["diagnostics"]["act_std"]) == 2 for r in results)
+    assert timing["model_epochs"] == 2

@@ -67,7 +67,7 @@ def find_root(start: Path | None = None) -> Path:
 # Cells of a kind are ``<kind>-<item>`` (``depth-5-relu``, ``phase-8-tanh``, ``dataset-fashion-mnist``,
 # ``strategy-cosine``),
 # each trained by the DVC stage ``train_<kind>@<item>``.
-CELL_KINDS = ("dataset", "strategy", "depth", "phase")
+CELL_KINDS = ("dataset", "strategy", "conv", "depth", "phase")
 SINGLE_CELLS = {"baseline": "train", "lr_sweep": "train_lr_sweep"}  # cell -> its one stage
 
 

@@ -29,6 +29,7 @@ from initbench.config.checks import (
 )
 from initbench.config.sections import (
     CellConfig,
+    ConvModelConfig,
     DataConfig,
     InitializerSpec,
     ModelConfig,
@@ -37,6 +38,7 @@ from initbench.config.sections import (
 )
 from initbench.config.strategies import StrategiesConfig, VariantSettings, parse_strategies
 from initbench.config.study import (
+    ConvConfig,
     DatasetsConfig,
     DepthConfig,
     GridConfig,
@@ -55,6 +57,8 @@ __all__ = [
     "OPTIMIZERS",
     "CellConfig",
     "ConfigError",
+    "ConvConfig",
+    "ConvModelConfig",
     "DataConfig",
     "DatasetsConfig",
     "DepthConfig",
@@ -122,11 +126,14 @@ class Params:
             out[cell] = CellConfig(cell, ModelConfig((dc.width,) * s.depth, s.activation),
                                    TrainConfig(**settings.training(), seed=self.train.seed),
                                    dc.initializers, dc.seeds, dc.train_limit, False, self.data.dataset)
-        for kind, grid in (("depth", self.study.depth), ("phase", self.study.phase)):
+        for kind, grid in (("conv", self.study.conv), ("depth", self.study.depth),
+                           ("phase", self.study.phase)):
             for depth in grid.depths:
                 for act in grid.activations:
                     name = cell_name(depth, act, kind)
-                    out[name] = CellConfig(name, ModelConfig((grid.width,) * depth, act),
+                    model = (ConvModelConfig(grid.width, depth, act) if kind == "conv"
+                             else ModelConfig((grid.width,) * depth, act))
+                    out[name] = CellConfig(name, model,
                                            grid.training(self.train.seed), grid.initializers,
                                            grid.seeds, grid.train_limit, False,
                                            self.data.dataset)
@@ -185,15 +192,16 @@ def from_dict(raw: Any) -> Params:
     model = _section(ModelConfig, raw["model"], "model")
     study = raw["study"] if isinstance(raw["study"], Mapping) else _fail("study", raw["study"], "a mapping")
     grids = {}
-    for key in ("depth", "phase"):
+    for key in ("depth", "conv", "phase"):
         if not isinstance(study.get(key), Mapping):
             _fail(f"study.{key}", study.get(key), "a mapping")
-    depth = study["depth"]
-    activations = depth.get("activations")
-    activations = activations if isinstance(activations, list) else []
-    grids["depth"] = _section(DepthConfig, depth, "study.depth", initializers=_initializer_map(
-        depth.get("initializers"), "study.depth.initializers",
-        [a for a in activations if a in ACTIVATIONS] + ["linear"]))
+    for key, cls in (("depth", DepthConfig), ("conv", ConvConfig)):
+        grid = study[key]
+        activations = grid.get("activations")
+        activations = activations if isinstance(activations, list) else []
+        grids[key] = _section(cls, grid, f"study.{key}", initializers=_initializer_map(
+            grid.get("initializers"), f"study.{key}.initializers",
+            [a for a in activations if a in ACTIVATIONS] + ["linear"]))
     grids["phase"] = _section(PhaseConfig, study["phase"], "study.phase")
     grids["lr_sweep"] = _section(LrSweepConfig, study.get("lr_sweep"), "study.lr_sweep")
     grids["datasets"] = _section(DatasetsConfig, study.get("datasets"), "study.datasets")

@@ -66,6 +66,34 @@ class ModelConfig:
                   f"a list of 1 to {MAX_LAYERS} layer widths, each in [1, {MAX_WIDTH}]")
         _choose("model.activation", self.activation, ACTIVATIONS)
 
+    @property
+    def n_layers(self) -> int:
+        """Layers with a kernel: the hidden Dense layers and the output."""
+        return len(self.hidden) + 1
+
+    def params(self) -> dict[str, Any]:
+        """What MLflow records about the architecture (``model.*``; the same keys in every cell)."""
+        return {"model.kind": "mlp", "model.hidden": list(self.hidden),
+                "model.activation": self.activation}
+
+
+@dataclass(frozen=True)
+class ConvModelConfig:
+    """A CNN of :mod:`initbench.train.stacked_conv`: ``conv_layers`` 3x3 convolutions of
+    ``channels`` filters in two pooled stages, then the softmax Dense layer."""
+
+    channels: int
+    conv_layers: int
+    activation: str
+
+    @property
+    def n_layers(self) -> int:
+        return self.conv_layers + 1
+
+    def params(self) -> dict[str, Any]:
+        return {"model.kind": "cnn", "model.channels": self.channels,
+                "model.conv_layers": self.conv_layers, "model.activation": self.activation}
+
 
 @dataclass(frozen=True)
 class TrainingSettings:
@@ -159,7 +187,7 @@ class CellConfig:
     """
 
     name: str
-    model: ModelConfig
+    model: ModelConfig | ConvModelConfig
     train: TrainConfig
     initializers: Mapping[str, InitializerSpec]
     seeds: int

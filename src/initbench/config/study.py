@@ -61,6 +61,14 @@ class DepthConfig(GridConfig):
 
 
 @dataclass(frozen=True)
+class ConvConfig(DepthConfig):
+    """Convolutional cells: every initializer of ``study.conv.initializers`` at every number of
+    conv layers (``depths``) with ``width`` filters per layer (see ``ConvModelConfig``)."""
+
+    prefix: typing.ClassVar[str] = "study.conv"
+
+
+@dataclass(frozen=True)
 class PhaseConfig(GridConfig):
     """The trainability phase diagram (Schoenholz et al. 2017): weights N(0, sigma_w^2 / fan_in),
     zero biases, for every sigma_w of the grid at every depth."""
@@ -150,6 +158,7 @@ class StudyConfig:
     datasets: DatasetsConfig
     lr_sweep: LrSweepConfig
     depth: DepthConfig
+    conv: ConvConfig
     phase: PhaseConfig
     strategies: StrategiesConfig
 

@@ -9,7 +9,8 @@ the paper.
 
 Choices made here:
 
-* Every top-level ``keras.layers.Dense`` layer of the model is treated, *including the output
+* Every top-level ``keras.layers.Dense`` and ``Conv2D`` layer of the model is treated (a conv
+  layer's variance over every example, position and channel), *including the output
   (softmax) layer*, as the paper does for every conv and inner-product layer including the
   classifier: the initial logits then have unit variance, so the softmax starts neither
   saturated nor uniform. Layers of other types (Flatten, Dropout, ...) are passed through.
@@ -44,15 +45,27 @@ def sample_batch(x: np.ndarray, batch_size: int, seed: int) -> np.ndarray:
     return np.asarray(x)[np.sort(rng.choice(len(x), size=batch_size, replace=False))]
 
 
-def dense_layers(model: keras.Model) -> list[keras.layers.Dense]:
-    """The model's top-level Dense layers, in order."""
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+def dense_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The model's top-level Dense and Conv2D layers, in order."""
+    return [layer for layer in model.layers
+            if isinstance(layer, keras.layers.Dense | keras.layers.Conv2D)]
 
 
-def pre_activation(model: keras.Model, layer: keras.layers.Dense, x: np.ndarray) -> np.ndarray:
-    """``layer``'s output before its activation on ``x``, in float64, as a (rows, units) matrix."""
-    h = _layer_input(model, layer, x)
-    return h @ _kernel(layer) + _bias(layer)
+def pre_activation(model: keras.Model, layer: keras.layers.Layer, x: np.ndarray) -> np.ndarray:
+    """``layer``'s output before its activation on ``x``, in float64, as a (rows, units) matrix
+    (a conv layer's rows: every example and position)."""
+    out = _pre(layer, _layer_input(model, layer, x), _kernel(layer), _bias(layer))
+    return out.reshape(-1, out.shape[-1])
+
+
+def _pre(layer: keras.layers.Layer, h: np.ndarray, w: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+    """x W + b for a Dense layer, the convolution plus bias for a Conv2D layer, in float64."""
+    if isinstance(layer, keras.layers.Conv2D):
+        import tensorflow as tf  # float64 convolution; only a CNN gets here
+
+        z = tf.nn.conv2d(h, w, strides=layer.strides, padding=layer.padding.upper())
+        return z.numpy() + b
+    return h @ w + b
 
 
 def lsuv_init(model: keras.Model, x_batch: np.ndarray, tol: float = 0.1, max_iter: int = 10) -> dict:
@@ -78,11 +91,11 @@ def lsuv_init(model: keras.Model, x_batch: np.ndarray, tol: float = 0.1, max_ite
         raise LSUVError(f"x_batch needs at least 2 examples to estimate a variance, got {len(x)}")
     layers = dense_layers(model)
     if not layers:
-        raise LSUVError(f"model {model.name!r} has no Dense layer to rescale")
+        raise LSUVError(f"model {model.name!r} has no Dense or Conv2D layer to rescale")
     report: dict[str, dict[str, Any]] = {}
     for layer in layers:
         h, w, b = _layer_input(model, layer, x), _kernel(layer), _bias(layer)
-        var = initial = float((h @ w + b).var())
+        var = initial = float(_pre(layer, h, w, b).var())
         scale, iterations = 1.0, 0
         while abs(var - 1.0) >= tol and iterations < max_iter:
             if not (math.isfinite(var) and var > 0):
@@ -91,7 +104,7 @@ def lsuv_init(model: keras.Model, x_batch: np.ndarray, tol: float = 0.1, max_ite
                     "LSUV cannot rescale a zero kernel or a layer fed only zeros")
             factor = 1.0 / math.sqrt(var)
             w, scale, iterations = w * factor, scale * factor, iterations + 1
-            var = float((h @ w + b).var())
+            var = float(_pre(layer, h, w, b).var())
         layer.kernel.assign(w.astype(layer.kernel.dtype))
         converged = abs(var - 1.0) < tol
         if not converged:
@@ -106,12 +119,12 @@ def _layer_input(model: keras.Model, layer: keras.layers.Layer, x: np.ndarray) -
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     feed = keras.Model(inputs, layer.input)
     h = np.array(keras.ops.convert_to_numpy(feed(x, training=False)), dtype=np.float64)
-    return h.reshape(-1, h.shape[-1])
+    return h if isinstance(layer, keras.layers.Conv2D) else h.reshape(-1, h.shape[-1])
 
 
-def _kernel(layer: keras.layers.Dense) -> np.ndarray:
+def _kernel(layer: keras.layers.Layer) -> np.ndarray:
     return np.array(layer.kernel.numpy(), dtype=np.float64)
 
 
-def _bias(layer: keras.layers.Dense) -> np.ndarray | float:
+def _bias(layer: keras.layers.Layer) -> np.ndarray | float:
     return 0.0 if layer.bias is None else np.array(layer.bias.numpy(), dtype=np.float64)

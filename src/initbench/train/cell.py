@@ -25,10 +25,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from initbench.config import CellConfig, InitializerSpec, TrainConfig
+from initbench.config import CellConfig, ConvModelConfig, InitializerSpec, ModelConfig, TrainConfig
 from initbench.train.diagnostics import jacobian_spectrum, signal_stats
 from initbench.train.model import build_model, data_dependent_init
 from initbench.train.stacked import StackedMLP
+from initbench.train.stacked_conv import StackedCNN, build_cnn
 
 # Models per stack: enough for large GEMMs, few enough that weights and optimizer state stay in
 # cache; one huge stack measured slower (bench/README.md). 10 = one seed of the default cell's
@@ -76,8 +77,18 @@ def steps_per_epoch(n_train: int, cfg: TrainConfig) -> int:
 
 
 def n_params(cell: CellConfig, n_inputs: int = 784) -> int:
+    if isinstance(cell.model, ConvModelConfig):
+        c, d = cell.model.channels, cell.model.conv_layers
+        return (9 * c + c) + (d - 1) * (9 * c * c + c) + (n_inputs // 16) * c * N_CLASSES + N_CLASSES
     dims = [n_inputs, *cell.model.hidden, N_CLASSES]
     return sum(a * b + b for a, b in itertools.pairwise(dims))
+
+
+def build(model: ModelConfig | ConvModelConfig, spec: InitializerSpec, seed: int) -> keras.Model:
+    """A cell's Keras model: the MLP or the CNN of ``model``."""
+    if isinstance(model, ConvModelConfig):
+        return build_cnn(model.channels, model.conv_layers, model.activation, spec, seed)
+    return build_model(model, spec, seed)
 
 
 def stack_size(n_params: int) -> int:
@@ -131,14 +142,15 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
     plan_ = stacks(members, timing["n_params"])
     began = time.perf_counter()
     for number, stack in enumerate(plan_, start=1):
-        models = [build_model(cell.model, m.spec, m.init_seed) for m in stack]
+        models = [build(cell.model, m.spec, m.init_seed) for m in stack]
         for model, m in zip(models, stack, strict=True):
             data_dependent_init(model, m.spec, x, m.init_seed)
         trainer = compiled.get(len(stack))
         rates = [m.learning_rate for m in stack]
         if trainer is None:
-            trainer = compiled[len(stack)] = StackedMLP(models, cell.model.activation, cell.train, rates,
-                                                        steps_per_epoch(len(y), cell.train))
+            kind = StackedCNN if isinstance(cell.model, ConvModelConfig) else StackedMLP
+            trainer = compiled[len(stack)] = kind(models, cell.model.activation, cell.train, rates,
+                                                  steps_per_epoch(len(y), cell.train))
         else:
             trainer.reset(models, rates)
         diags: list[dict[str, np.ndarray]] = []

@@ -1,10 +1,11 @@
-"""Signal-propagation diagnostics of stacked MLPs on a fixed batch, per model and per layer.
+"""Signal-propagation diagnostics of stacked MLPs and CNNs on a fixed batch, per model and layer.
 
-For every Dense layer: mean and standard deviation of the pre-activations z = x W + b and of the
-activations a = f(z); the fraction of dead ReLU units (no positive output on any example of the
-batch) or of saturated tanh/sigmoid activations (|a| > 0.99, resp. a < 0.01 or a > 0.99); the
-norm of the gradient of the loss with respect to the layer's kernel; and the kernel's standard
-deviation. These are the quantities Glorot & Bengio (2010) and He et al. (2015) reason about:
+For every Dense or conv layer (a conv layer's unit is a channel, seen at every position): mean
+and standard deviation of the pre-activations z = x W + b and of the activations a = f(z); the
+fraction of dead ReLU units (no positive output on any example of the batch) or of saturated
+tanh/sigmoid activations (|a| > 0.99, resp. a < 0.01 or a > 0.99); the norm of the gradient of
+the loss with respect to the layer's kernel; and the kernel's standard deviation. These are the
+quantities Glorot & Bengio (2010) and He et al. (2015) reason about:
 variance preserved (or not) from layer to layer, forward and backward. For the softmax output,
 ``dead_fraction`` is the fraction of examples whose true-class probability the loss clips (below
 1e-7 or above 1 - 1e-7): a clipped example passes exactly no gradient, which is why a saturated
@@ -46,6 +47,12 @@ def _f64(t: tf.Tensor) -> tf.Tensor:
     return tf.cast(t, tf.float64)
 
 
+def _units(t: tf.Tensor) -> tf.Tensor:
+    """A conv layer's maps (K, B, H, W, C) or kernel (K, h, w, C_in, C_out) as (K, rows, C): a
+    unit is a channel, seen at every example and position; Dense tensors are already so."""
+    return t if t.shape.rank == 3 else tf.reshape(t, (t.shape[0], -1, t.shape[-1]))
+
+
 def signal_stats(stack: StackedMLP, x: np.ndarray, y: np.ndarray, activation: str) -> dict[str, np.ndarray]:
     """stat name -> array (K, n_layers), in float64 (see the module docstring)."""
     xt, yt = tf.constant(x), tf.constant(y)
@@ -58,7 +65,7 @@ def signal_stats(stack: StackedMLP, x: np.ndarray, y: np.ndarray, activation: st
     out: dict[str, list[np.ndarray]] = {name: [] for name in STATS}
     last = len(kernels) - 1
     for i, (z, a, w, g) in enumerate(zip(pre, post, kernels, grads, strict=True)):
-        z, w, g = _f64(z), _f64(w), _f64(g)
+        z, a, w, g = _f64(_units(z)), _units(a), _f64(_units(w)), _f64(_units(g))
         out["pre_mean"].append(tf.reduce_mean(z, axis=(1, 2)))
         out["pre_std"].append(tf.math.reduce_std(z, axis=(1, 2)))
         out["act_mean"].append(tf.reduce_mean(_f64(a), axis=(1, 2)))
@@ -87,8 +94,9 @@ def jacobian_spectrum(stack: StackedMLP, x: np.ndarray) -> tuple[np.ndarray, np.
     variance spread it with depth. J = prod_l W_l diag(phi'(z_l)) for l = 2..L, in float64.
     """
     kernels = [w.numpy().astype(np.float64) for w in stack.params[0::2][1:-1]]  # (K, n, n) each
-    if not kernels or len({w.shape[1:] for w in kernels}) != 1 or kernels[0].shape[1] != kernels[0].shape[2]:
-        return None
+    if (not kernels or kernels[0].ndim != 3 or len({w.shape[1:] for w in kernels}) != 1
+            or kernels[0].shape[1] != kernels[0].shape[2]):
+        return None  # also for a CNN: its Jacobian is not these kernels' product
     _, pre, _ = stack.forward(tf.constant(x[:JACOBIAN_INPUTS]), collect=True)
     slopes = []
     for z in pre[1:-1]:  # phi'(z_l), elementwise, by autodiff: any activation

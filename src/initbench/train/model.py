@@ -13,7 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from initbench.config import InitializerSpec, ModelConfig, TrainConfig
+from initbench.config import ConvModelConfig, InitializerSpec, ModelConfig, TrainConfig
 from initbench.init import lsuv
 from initbench.init import registry as initializers
 from initbench.train.schedule import Schedule
@@ -39,12 +39,12 @@ def data_dependent_init(model: keras.Model, spec: InitializerSpec, x_train: np.n
     return lsuv.lsuv_init(model, batch, spec.args["tol"], spec.args["max_iter"])
 
 
-def initializer_params(spec: InitializerSpec, cfg: ModelConfig, seed: int) -> dict[str, Any]:
+def initializer_params(spec: InitializerSpec, cfg: ModelConfig | ConvModelConfig,
+                       seed: int) -> dict[str, Any]:
     """What MLflow records about a model's initialization: the spec's label, name and arguments,
     the Keras initializer of the first layer (class and config), every layer's seed, and the
     seed of the LSUV batch where there is one."""
-    n_layers = len(cfg.hidden) + 1
-    seeds = [layer_seed(seed, i) for i in range(n_layers)]
+    seeds = [layer_seed(seed, i) for i in range(cfg.n_layers)]
     first = initializers.make(spec.name, seeds[0], spec.args, activation=cfg.activation)
     out = spec.flat()
     out.update({f"initializer.keras.{k}": v for k, v in first.get_config().items() if k != "seed"})

@@ -51,7 +51,7 @@ def cell_params(params: Params, cell: CellConfig, n_train: int) -> dict[str, Any
     out: dict[str, Any] = {"cell": cell.name, "n_train": n_train}
     out.update({f"data.{k}": v for k, v in dataclasses.asdict(params.data).items()})
     out["data.dataset"] = cell.dataset  # a study.datasets cell reads another dataset
-    out.update({"model.hidden": list(cell.model.hidden), "model.activation": cell.model.activation})
+    out.update(cell.model.params())
     # train.seed is the cell's base seed, not a model's: each model logs init_seed and data_seed.
     out.update({f"train.{k}": v for k, v in dataclasses.asdict(cell.train).items() if k != "seed"})
     out["study.vary_data_order"] = params.study.vary_data_order
@@ -118,7 +118,8 @@ def run_cell(params: Params, cell_name: str, data_npz: Path, out_dir: Path, runs
         with tracker(params, cell, data, data_npz, root, parent, exp, save) as runs:
             results, timing = train_cell(cell, members, data, params.study.diagnostics_batch, runs)
         out = {"cell": cell.name, "activation": cell.model.activation,
-               "depth": len(cell.model.hidden) if cell.name.startswith(("depth-", "phase-")) else None,
+               "depth": (cell.model.n_layers - 1
+                         if cell.name.startswith(("depth-", "phase-", "conv-")) else None),
                "config": cell_params(params, cell, len(data["y_train"])), "members": results}
         tmp.mkdir()
         write_cell(tmp, out)
