@@ -25,7 +25,8 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def accuracy_vs_depth(summary: Mapping[tuple[int, str, str], Interval], depths: Sequence[int],
-                      activations: Sequence[str], labels: Sequence[str], path: Path) -> None:
+                      activations: Sequence[str], labels: Sequence[str], path: Path,
+                      xlabel: str = "hidden layers") -> None:
     """Test accuracy vs depth, one line per initializer with CI bars, one panel per activation."""
     fig, axes = plt.subplots(1, len(activations), figsize=(6.5 * len(activations), 4.8), squeeze=False)
     for ax, act in zip(axes[0], activations, strict=True):
@@ -37,7 +38,7 @@ def accuracy_vs_depth(summary: Mapping[tuple[int, str, str], Interval], depths: 
             xs = np.arange(len(depths)) + (j - len(labels) / 2) * 0.03
             ax.errorbar(xs, mean, yerr=[low, high], marker="o", ms=4, capsize=3, label=label)
         ax.set_xticks(range(len(depths)), [str(d) for d in depths])
-        ax.set(xlabel="hidden layers", ylabel="test accuracy", title=f"{act}", ylim=(0, 1))
+        ax.set(xlabel=xlabel, ylabel="test accuracy", title=f"{act}", ylim=(0, 1))
         ax.axhline(0.1, color="grey", lw=0.8, ls=":")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=8, loc="lower left")

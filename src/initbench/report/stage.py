@@ -15,6 +15,7 @@ from initbench.config.strategies import TRAINING_KEYS
 from initbench.paths import REPORT_FILES, atomic_output, cell_name, check_output, dataset_cell
 from initbench.report import (
     checks,
+    conv,
     datasets,
     diag_plots,
     figures,
@@ -98,6 +99,14 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
                               fig_dir / "gradient_norm_at_init.png")
             if deepest > 1:
                 isometry.figure(deep, fig_dir / "jacobian_spectrum.png")
+        cc = params.study.conv
+        if cc.depths:
+            labels = list(cc.initializers)
+            acc = {(d, a, lab): bounded_interval(
+                       by_label(cells[cell_name(d, a, "conv")], "test_accuracy")[lab], conf)
+                   for d in cc.depths for a in cc.activations for lab in labels}
+            figures.accuracy_vs_depth(acc, cc.depths, cc.activations, labels,
+                                      fig_dir / "accuracy_vs_conv_depth.png", "conv layers")
         if params.study.phase.depths:
             phase.figure(every, params.study.phase, fig_dir / "phase_diagram.png")
         diag_plots.write(cells, tmp / "diagnostics")
@@ -166,6 +175,16 @@ def _markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]
     if dc.depths:
         lines += _depth_sections(params, cells, tables)
     number = 4 if dc.depths else 2
+    cc = params.study.conv
+    if cc.depths:
+        lines += [f"## {number}. Convolutional networks: does He beat Xavier in deeper CNNs? "
+                  f"({cc.width} filters per 3x3 conv, {cc.optimizer} lr {cc.learning_rate}, "
+                  f"{cc.epochs} epochs, {cc.seeds} seeds)", "",
+                  *conv.markdown(summary, cc, "figures/accuracy_vs_conv_depth.png"), ""]
+        for d in cc.depths:
+            for a in cc.activations:
+                lines += [f"### {d} conv layers, {a}", "", *tables[cell_name(d, a, "conv")], ""]
+        number += 1
     st = params.study.strategies
     if st.variants:
         plain = {k: getattr(dc, k) for k in TRAINING_KEYS}
