@@ -12,12 +12,15 @@ Cases (``--cases``, default all), each job in its own process, interleaved and r
     accuracies of both and their paired differences (95% t-interval);
   * deep: the deep work (20 x 256 ReLU MLP, SGD momentum, batch 128) through train_cell ->
     achieved GFLOP/s vs the float32 matmul rate numpy reaches on this machine in the same run;
+  * conv: the conv cells' work (a CNN of study.conv's width, 4 conv layers, its optimizer, one
+    model per initializer of study.conv, 2 epochs on 10,000 images) as one keras.Model.fit per
+    model vs train_cell's stacked CNNs -> model-epochs/s of each and their ratio; target 5x;
   * overhead: imports of the train stage, `initbench validate` and `initbench --help` process
     times, MLflow run creation, a no-op `dvc repro`.
 Prints a summary and writes JSON (default bench/results.json). FLOPs are counted from the
 architecture: 2 per multiply-add forward, backward = 2x forward, so 6 x MACs per training sample,
 plus 2 x MACs per sample of the per-epoch validation pass (diagnostics and test not counted).
-Usage: python bench/run.py [--cases e2e,trainer,deep,overhead] [--repeats 2] [--models N]
+Usage: python bench/run.py [--cases e2e,trainer,deep,conv,overhead] [--repeats 2] [--models N]
        [--epochs E] [--out bench/results.json]
 """
 
@@ -39,7 +42,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from overhead import overhead  # noqa: E402 - bench/ is the script's own directory
 from worker import macs  # noqa: E402
 
-CASES = ("e2e", "trainer", "deep", "overhead")
+CASES = ("e2e", "trainer", "deep", "conv", "overhead")
 
 
 def job(spec: dict) -> dict:
@@ -79,23 +82,24 @@ def warm(runs: list[dict]) -> float:
                              / sum(t for _, first, t in r["epochs"] if not first) for r in runs)
 
 
-def trainer_case(base: dict, repeats: int) -> dict:
+def trainer_case(base: dict, repeats: int, name: str = "trainer") -> dict:
     naive, stacked = [], []
     for r in range(repeats):
-        print(f"trainer repeat {r + 1}/{repeats}", flush=True)
+        print(f"{name} repeat {r + 1}/{repeats}", flush=True)
         naive.append(job({**base, "mode": "naive"}))
         stacked.append(job({**base, "mode": "stacked"}))
     me, n_train = base["models"] * base["epochs"], stacked[0]["n_train"]
-    flops = epoch_flops(base["hidden"], stacked[0]) * me
+    flops = None if "conv" in base else epoch_flops(base["hidden"], stacked[0]) * me
 
     def figures(runs: list[dict]) -> dict:
         return {"model_epochs_per_s": me / med(runs), "samples_per_s": n_train * me / med(runs),
-                "gflops": flops / med(runs) / 1e9,
+                "gflops": None if flops is None else flops / med(runs) / 1e9,
                 "warm_model_epochs_per_s": warm(runs) if base["epochs"] > 1 else None,
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
                 "seconds": [r["seconds"] for r in runs]}
 
-    out = {"work": {k: base[k] for k in ("hidden", "batch_size", "epochs", "models")}
+    out = {"work": {k: base[k] for k in ("hidden", "conv", "batch_size", "epochs", "models")
+                    if k in base}
            | {"n_train": n_train},
            "naive": figures(naive),
            "stacked": figures(stacked) | {"stack": stacked[0]["stack"], "stacks": stacked[0]["stacks"],
@@ -136,6 +140,12 @@ def summary(result: dict) -> None:
               f"{acc['verdict']}")
         print(f"trainer: speed-up (model-epochs/s, median of {len(t['naive']['seconds'])}): "
               f"{t['speedup']:.1f}x{warm_note}")
+    if "conv" in result:
+        c = result["conv"]
+        print(f"conv: {c['work']['conv'][1]} conv layers x {c['work']['conv'][0]} filters, "
+              f"speed-up (model-epochs/s, median of {len(c['naive']['seconds'])}): "
+              f"{c['speedup']:.1f}x (target: at least 5x); test accuracy, stacked - naive: "
+              f"{c['accuracy_parity']['mean_pp']:+.2f} pp ({c['accuracy_parity']['verdict']})")
     if "deep" in result:
         print(f"deep MLP: {result['deep']['gflops']:.1f} GFLOP/s = "
               f"{100 * result['deep']['fraction_of_matmul']:.0f}% of the matmul rate")
@@ -167,7 +177,7 @@ def main() -> None:
 
     params = config.load(ROOT / "params.yaml")
     data = ROOT / "data" / "processed" / f"{params.data.dataset}.npz"
-    if {"trainer", "deep"} & set(cases) and not data.is_file():
+    if {"trainer", "deep", "conv"} & set(cases) and not data.is_file():
         sys.exit(f"{data} is missing: run `dvc repro normalize` first")
     labels = list(params.initializers)
     models = args.models or len(labels)
@@ -177,6 +187,12 @@ def main() -> None:
             "activation": "relu", "optimizer": "adam", "lr": 0.001, "momentum": 0.0,
             "batch_size": 32, "epochs": epochs, "train_limit": None,
             "diag_batch": params.study.diagnostics_batch}
+    # The conv cells' work: 16 filters x 4 conv layers, the conv study's optimizer, one model per
+    # initializer of study.conv (its seed 0), 2 epochs on 10,000 images.
+    cc = params.study.conv
+    conv = {**base, "initializers": list(cc.initializers), "seeds": 1, "models": len(cc.initializers),
+            "conv": [cc.width, 4], "optimizer": cc.optimizer, "lr": cc.learning_rate,
+            "momentum": cc.momentum, "batch_size": cc.batch_size, "epochs": 2, "train_limit": 10000}
     deep = {**base, "initializers": ["he_normal"], "seeds": 8, "models": 8, "hidden": [256] * 20,
             "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "batch_size": 128, "epochs": 1,
             "train_limit": 20000}
@@ -191,11 +207,14 @@ def main() -> None:
         result["trainer"] = trainer_case(base, args.repeats)
     if "deep" in cases:
         result["deep"] = deep_case(deep, args.repeats)
+    if "conv" in cases:
+        result["conv"] = trainer_case(conv, args.repeats, "conv")
     if "overhead" in cases:
         result["overhead"] = overhead(job)
-    if "trainer" in result:  # imports TensorFlow here: only once every job has run
-        acc = result["trainer"]["test_accuracy"]
-        result["trainer"]["accuracy_parity"] = parity(acc["naive"], acc["stacked"])
+    for case in ("trainer", "conv"):  # imports TensorFlow here: only once every job has run
+        if case in result:
+            acc = result[case]["test_accuracy"]
+            result[case]["accuracy_parity"] = parity(acc["naive"], acc["stacked"])
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "trainer"}
                      | ({"trainer": {k: v for k, v in result["trainer"].items() if k != "test_accuracy"}}

@@ -33,15 +33,17 @@ def macs(hidden: list[int]) -> int:
 def cell_and_members(spec: dict):
     """(CellConfig, its first spec["models"] members in seed-major order, processed data)."""
     from initbench import config
-    from initbench.config import CellConfig, InitializerSpec, ModelConfig
+    from initbench.config import CellConfig, ConvModelConfig, InitializerSpec, ModelConfig
     from initbench.data import processed
     from initbench.train.cell import plan
 
     params = config.load(Path(spec["params"]))
     inits = {label: params.initializers.get(label) or InitializerSpec.parse(label, None)
              for label in spec["initializers"]}
+    model = (ConvModelConfig(*spec["conv"], spec["activation"]) if "conv" in spec
+             else ModelConfig(tuple(spec["hidden"]), spec["activation"]))
     cell = CellConfig(
-        "baseline", ModelConfig(tuple(spec["hidden"]), spec["activation"]),
+        "baseline", model,
         dataclasses.replace(params.train, optimizer=spec["optimizer"], learning_rate=spec["lr"],
                             momentum=spec["momentum"], batch_size=spec["batch_size"],
                             epochs=spec["epochs"]),
@@ -63,7 +65,8 @@ def run_naive(spec: dict) -> dict:
     """One keras.Model.fit per model (with the per-epoch validation pass the stage also makes)."""
     import keras
 
-    from initbench.train.model import build_model, compile_model, data_dependent_init
+    from initbench.train.cell import build
+    from initbench.train.model import compile_model, data_dependent_init
 
     cell, members, data = cell_and_members(spec)
     x, y = data["x_train"], data["y_train"]
@@ -78,7 +81,7 @@ def run_naive(spec: dict) -> dict:
     fit_seconds, accs, epochs = 0.0, [], []
     tic = time.perf_counter()
     for m in members:
-        model = build_model(cell.model, m.spec, m.init_seed)
+        model = build(cell.model, m.spec, m.init_seed)
         data_dependent_init(model, m.spec, x, m.init_seed)
         compile_model(model, cell.train)
         t = time.perf_counter()
