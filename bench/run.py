@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from overhead import overhead  # noqa: E402 - bench/ is the script's own directory
 from worker import macs  # noqa: E402
 
+PARITY_MARGIN_PP = 0.3  # equivalence margin of the parity verdict (params.yaml's, in pp)
 CASES = ("e2e", "trainer", "deep", "conv", "overhead")
 
 
@@ -64,7 +65,7 @@ def parity(naive: list, stacked: list) -> dict:
              if n[:2] == s[:2] and min(n[2], s[2]) > CHANCE_ACCURACY]
     iv = t_interval(diffs, 0.95)
     return {"models": iv.n, "mean_pp": iv.mean, "ci95_pp": [iv.low, iv.high],
-            "verdict": verdict(iv, "accuracy (stacked vs naive)")}
+            "verdict": verdict(iv, PARITY_MARGIN_PP, "accuracy (stacked vs naive)")}
 
 
 def epoch_flops(hidden: list[int], run: dict) -> int:

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from initbench import config
-from initbench.config import ConfigError, ModelConfig, TrainConfig, from_dict, load
+from initbench.config import ConfigError, ConvModelConfig, ModelConfig, TrainConfig, from_dict, load
 
 from .conftest import ROOT
 
@@ -159,8 +159,9 @@ def test_empty_depths_mean_no_depth_study(raw_params):
     raw_params["study"]["lr_sweep"]["learning_rates"] = []
     raw_params["study"]["datasets"]["names"] = []
     raw_params["study"]["strategies"]["variants"] = {}
+    raw_params["study"]["conv"]["depths"] = []
     params = from_dict(raw_params)
-    assert params.study.depth.depths == () == params.study.phase.depths
+    assert params.study.depth.depths == () == params.study.phase.depths == params.study.conv.depths
     assert list(params.cells()) == ["baseline", "lr_sweep"]  # the sweep's stage: no model
     raw_params["study"]["depth"]["depths"] = [2, 2]
     with pytest.raises(ConfigError, match=r"study.depth.depths: got \[2, 2\]; allowed: a list of distinct"):
@@ -175,10 +176,11 @@ def test_cells(raw_params):
     raw_params["study"]["depth"]["activations"] = ["tanh", "relu"]
     raw_params["study"]["phase"].update(depths=[4], activations=["relu"])
     raw_params["study"]["strategies"].update(depth=3, variants={"wd": {"weight_decay": 0.1}})
+    raw_params["study"]["conv"].update(depths=[4], activations=["relu"])
     params = from_dict(raw_params)
     cells = params.cells()
     assert list(cells) == ["baseline", "lr_sweep", "dataset-fashion-mnist", "strategy-wd",
-                           "depth-3-tanh", "depth-3-relu", "depth-1-tanh", "depth-1-relu",
+                           "conv-4-relu", "depth-3-tanh", "depth-3-relu", "depth-1-tanh", "depth-1-relu",
                            "phase-4-relu"]
     base = cells["baseline"]
     assert (base.name, base.model, base.train) == ("baseline", params.model, params.train)
@@ -193,15 +195,19 @@ def test_cells(raw_params):
                                      lr_schedule=dc.lr_schedule, warmup_epochs=dc.warmup_epochs)
     assert deep.initializers == dc.initializers and deep.seeds == dc.seeds
     assert deep.train_limit == dc.train_limit and not deep.save_models
+    conv, cc = cells["conv-4-relu"], params.study.conv
+    assert conv.model == ConvModelConfig(cc.width, 4, "relu") and conv.save_models
+    assert conv.initializers == cc.initializers and conv.train_limit == cc.train_limit
     assert params.cell("baseline") == base
 
 
 def test_project_cells_baseline_first_then_every_depth_and_activation():
     params = load(ROOT / "params.yaml")
-    dc, pc = params.study.depth, params.study.phase
+    dc, pc, cc = params.study.depth, params.study.phase, params.study.conv
     assert list(params.cells()) == ["baseline", "lr_sweep"] + [
         f"dataset-{n}" for n in params.study.datasets.names] + [
         f"strategy-{n}" for n in params.study.strategies.variants] + [
+        f"conv-{d}-{a}" for d in cc.depths for a in cc.activations] + [
         f"depth-{d}-{a}" for d in dc.depths for a in dc.activations] + [
         f"phase-{d}-{a}" for d in pc.depths for a in pc.activations]
 
@@ -210,7 +216,8 @@ def test_unknown_cell(raw_params):
     with pytest.raises(ConfigError,
                        match=r"params: cell: got 'nope'; allowed: baseline, lr_sweep, "
                              r"dataset-fashion-mnist, strategy-no_momentum, strategy-weight_decay, "
-                             r"strategy-cosine, depth-2-relu"):
+                             r"strategy-cosine, conv-2-relu, conv-2-tanh, conv-8-relu, "
+                             r"conv-8-tanh, depth-2-relu"):
         from_dict(raw_params).cell("nope")
 
 

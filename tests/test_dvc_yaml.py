@@ -29,6 +29,7 @@ NEEDS = {
     "train_lr_sweep": TRAINING,
     "train_dataset": TRAINING,
     "train_strategy": TRAINING,
+    "train_conv": TRAINING,
     "report": {f"{SRC}/report", f"{SRC}/results.py"},
 }
 # The parameters each stage's outputs depend on (a listed key covers its sub-keys).
@@ -48,6 +49,8 @@ PARAM_NEEDS = {
     "train_strategy": {"data", "train.seed", "study.depth", "study.strategies.depth",
                        "study.strategies.activation", "study.vary_data_order",
                        "study.diagnostics_batch"},
+    "train_conv": {"data", "train.seed", "study.conv", "study.vary_data_order",
+                   "study.diagnostics_batch"},
     "report": {"model", "train", "initializers", "study"},
 }
 
@@ -75,7 +78,7 @@ def covered(path: str, deps: list[str]) -> bool:
 
 def test_the_stages():
     assert list(dvc()["stages"]) == ["download", "normalize", "train", "train_lr_sweep",
-                                      "train_dataset", "train_strategy", "train_depth",
+                                      "train_dataset", "train_strategy", "train_conv", "train_depth",
                                       "train_phase", "report"]
 
 

@@ -30,8 +30,9 @@ PHASE = ("3-relu", "3-tanh")  # 3 sigma_w x 2 seeds each
 SWEPT = len(LABELS) * 1 * SEEDS  # the learning-rate sweep: one other rate
 FASHION = len(LABELS) * SEEDS  # the pipeline's cell on Fashion-MNIST (study.datasets)
 STRATEGIES = ("no_momentum", "weight_decay", "cosine")  # each retrains depth-5-relu's 5 x 2 models
+CONV = ("2-relu",)  # one CNN cell: 3 initializers x 2 seeds
 MODELS = (len(LABELS) * SEEDS + SWEPT + FASHION + len(CELLS) * 5 * 2 + len(STRATEGIES) * 5 * 2
-          + len(PHASE) * 3 * 2)  # every model, once
+          + len(CONV) * 3 * 2 + len(PHASE) * 3 * 2)  # every model, once
 
 
 def members(root, cell: str = "baseline") -> list[dict]:
@@ -46,7 +47,7 @@ def runs(client: MlflowClient, role: str):
     """Every run of ``role`` in the pipeline's experiment and the depth study's."""
     exps = [client.get_experiment_by_name(n).experiment_id
             for n in ("initbench", "initbench-lr_sweep", "initbench-dataset", "initbench-strategy",
-                      "initbench-depth", "initbench-phase")]
+                      "initbench-conv", "initbench-depth", "initbench-phase")]
     return client.search_runs(exps, f"tags.`initbench.role` = '{role}'", max_results=5000)
 
 
@@ -54,6 +55,7 @@ def test_every_stage_ran_and_wrote_its_outputs(project):
     root, first = project
     expected = ({"download", "normalize", "train", "train_lr_sweep", "train_dataset@fashion-mnist",
                  "report"} | {f"train_strategy@{s}" for s in STRATEGIES}
+                | {f"train_conv@{c}" for c in CONV}
                 | {f"train_depth@{c}" for c in CELLS}
                 | {f"train_phase@{c}" for c in PHASE})
     assert ran_stages(first) == expected
@@ -104,7 +106,7 @@ def test_every_model_trained_once_with_its_own_run(project, client):
     assert sorted(r.info.run_name for r in groups.values()) == sorted(
         [f"baseline/{label}" for label in LABELS] + [f"depth-{c}" for c in CELLS]
         + [f"phase-{c}" for c in PHASE] + ["lr_sweep", "dataset-fashion-mnist"]
-        + [f"strategy-{s}" for s in STRATEGIES])
+        + [f"strategy-{s}" for s in STRATEGIES] + [f"conv-{c}" for c in CONV])
     for r in groups.values():
         assert "mlflow.parentRunId" not in r.data.tags and r.info.status == "FINISHED"
         assert r.data.tags["initbench.pipeline_run"] == parent.info.run_id
@@ -122,9 +124,14 @@ def test_every_model_trained_once_with_its_own_run(project, client):
     assert [m.step for m in curve] == list(range(1, EPOCHS + 1))
     deep = next(r for r in groups.values() if r.info.run_name == "depth-5-tanh")
     assert "comparison.json" in {a.path for a in client.list_artifacts(deep.info.run_id)}
-    shared = {k for k in models[0].data.params if not k.startswith("initializer.")}
+    def keys(run) -> set[str]:  # the model.* keys describe each kind of model (model.kind)
+        return {k for k in run.data.params if not k.startswith(("initializer.", "model."))}
+
+    shared = keys(models[0])
     for r in models:  # the same keys mean the same thing in every cell
-        assert {k for k in r.data.params if not k.startswith("initializer.")} == shared
+        assert keys(r) == shared
+        cnn = r.data.tags["initbench.cell"].startswith("conv-")
+        assert r.data.params["model.kind"] == ("cnn" if cnn else "mlp")
         assert r.data.params["init_seed"] == str(42 + int(r.data.params["seed_index"]))
         assert r.data.params["data_seed"] == r.data.params["init_seed"]  # vary_data_order: true
         assert r.info.end_time >= r.info.start_time
@@ -266,7 +273,17 @@ def test_report_holds_the_comparison_and_the_study(project):
         assert {r["seeds"] for r in rows} == {"2"}
     summary = json.loads((root / "reports/summary.json").read_text())
     assert set(summary) == ({"baseline", "dataset-fashion-mnist"} | {f"depth-{c}" for c in CELLS}
-                            | {f"strategy-{s}" for s in STRATEGIES})
+                            | {f"strategy-{s}" for s in STRATEGIES} | {f"conv-{c}" for c in CONV})
+    assert "Convolutional networks: does He beat Xavier in deeper CNNs?" in report
+    assert "### 2 conv layers, relu" in report
+    assert re.search(r"\*\*relu\*\*: He is detectably better than Xavier at .* conv depth", report)
+    assert (root / "reports/figures/accuracy_vs_conv_depth.png").read_bytes()[:4] == b"\x89PNG"
+    conv = json.loads((root / "data/train/conv-2-relu/results.json").read_text())
+    assert conv["config"]["model.kind"] == "cnn" and len(conv["members"]) == 3 * 2
+    import keras
+
+    saved = keras.models.load_model(root / "data/runs/conv-2-relu/models/he_normal/s0.keras")
+    assert [type(layer).__name__ for layer in saved.layers].count("Conv2D") == 2
     assert "does a better optimizer make the initializer matter less? (5 hidden layers, relu)" in report
     assert "- cosine vs plain: " in report
 

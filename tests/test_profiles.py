@@ -25,7 +25,7 @@ def applied(tmp_path, name: str) -> config.Params:
 
 
 def test_the_profiles():
-    assert PROFILES == ["long", "quick"]
+    assert PROFILES == ["conv", "long", "quick"]
 
 
 @pytest.mark.parametrize("name", PROFILES)
@@ -46,9 +46,22 @@ def test_long_is_the_default_study_with_more_seeds_and_a_finer_phase_diagram(tmp
                                                          default.initializers)
 
 
+def test_conv_is_the_full_conv_study_and_the_pipeline_cell_alone(tmp_path):
+    default, conv = config.load(ROOT / "params.yaml"), applied(tmp_path, "conv")
+    assert conv.study.conv.depths == (2, 4, 8, 16) and set(default.study.conv.depths) < {2, 4, 8, 16}
+    assert conv.study.conv.activations == ("relu", "tanh")
+    assert conv.study.conv.seeds > default.study.conv.seeds
+    assert conv.study.conv.initializers == default.study.conv.initializers
+    # An empty mapping replaces the default's (no strategy variants), a list empties a grid.
+    assert conv.study.strategies.variants == {} and default.study.strategies.variants
+    assert conv.study.depth.depths == conv.study.phase.depths == conv.study.datasets.names == ()
+    assert set(conv.cells()) == {"baseline", "lr_sweep"} | {
+        f"conv-{d}-{a}" for d in (2, 4, 8, 16) for a in ("relu", "tanh")}
+
+
 def test_an_unknown_profile_is_one_line_in_make_and_initbench(tmp_path):
     proc = subprocess.run(["make", "-n", "profile", "PROFILE=long; touch x"], cwd=ROOT,
                           capture_output=True, text=True, check=False)
-    assert proc.returncode != 0 and "PROFILE=long; touch x: no such profile; known: long quick" in proc.stderr
-    with pytest.raises(config.ConfigError, match=r"profile 'nope': no .*; known profiles: long, quick"):
+    assert proc.returncode != 0 and "PROFILE=long; touch x: no such profile; known: conv long quick" in proc.stderr
+    with pytest.raises(config.ConfigError, match=r"profile 'nope': no .*; known profiles: conv, long, quick"):
         applied(tmp_path, "nope")

@@ -1,7 +1,8 @@
 """Profiles: named sets of parameter values overlaid onto ``params.yaml`` (``profiles/*.yaml``).
 
 The overlay keeps params.yaml's comments and order (ruamel.yaml round trip); nested mappings are
-merged key by key, except ``initializers`` mappings, which are replaced whole. The result is
+merged key by key, except ``initializers`` mappings and empty mappings, which replace the value
+whole (``variants: {}`` means none). The result is
 validated before the file is written, and written atomically.
 """
 
@@ -22,7 +23,7 @@ REPLACED = ("initializers",)
 
 def _merge(base: Any, overlay: Any) -> None:
     for key, value in overlay.items():
-        if isinstance(value, dict) and key not in REPLACED and isinstance(base.get(key), dict):
+        if value and isinstance(value, dict) and key not in REPLACED and isinstance(base.get(key), dict):
             _merge(base[key], value)
         else:
             base[key] = value

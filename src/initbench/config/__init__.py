@@ -133,9 +133,11 @@ class Params:
                     name = cell_name(depth, act, kind)
                     model = (ConvModelConfig(grid.width, depth, act) if kind == "conv"
                              else ModelConfig((grid.width,) * depth, act))
+                    # A conv cell saves every model (.keras, small): the CNNs are the study's
+                    # only models of their kind; the MLP grids' models are the baseline's kind.
                     out[name] = CellConfig(name, model,
                                            grid.training(self.train.seed), grid.initializers,
-                                           grid.seeds, grid.train_limit, False,
+                                           grid.seeds, grid.train_limit, kind == "conv",
                                            self.data.dataset)
         return out
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import keras
 import numpy as np
@@ -45,6 +46,8 @@ def dense_weights(model: keras.Model) -> list[tuple[np.ndarray, np.ndarray]]:
 class StackedMLP:
     """K MLPs (Flatten -> Dense... -> Dense softmax) trained together; see the module docstring."""
 
+    JIT: ClassVar[bool] = True  # one XLA program per epoch: fuses the elementwise optimizer work
+
     def __init__(self, models: Sequence[keras.Model], activation: str, cfg: TrainConfig,
                  learning_rates: Sequence[float] | None = None,
                  steps_per_epoch: int | None = None) -> None:
@@ -59,8 +62,8 @@ class StackedMLP:
         self.lr = tf.Variable(self._rates(learning_rates), name="learning_rates")
         self.slots = [[tf.Variable(tf.zeros_like(p)) for p in self.params] for _ in range(2)]
         self.iterations = tf.Variable(0, dtype=tf.int64)
-        self._epoch = tf.function(self._run_steps, jit_compile=True, reduce_retracing=True)
-        self._eval = tf.function(self._evaluate_batch, jit_compile=True, reduce_retracing=True)
+        self._epoch = tf.function(self._run_steps, jit_compile=self.JIT, reduce_retracing=True)
+        self._eval = tf.function(self._evaluate_batch, jit_compile=self.JIT, reduce_retracing=True)
 
     @staticmethod
     def _stacked(models: Sequence[keras.Model]) -> list[np.ndarray]:
