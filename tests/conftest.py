@@ -23,6 +23,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 # The plain optimizer (no weight decay, a constant learning rate), for TrainConfig(..., **PLAIN).
 PLAIN = {"weight_decay": 0.0, "lr_schedule": "constant", "warmup_epochs": 0}
+
+
+def spec(name: str):
+    """The registry initializer ``name`` with its default arguments, labelled by its name."""
+    from initbench.config import InitializerSpec
+    from initbench.init.registry import resolve_args
+
+    return InitializerSpec(name, name, resolve_args(name, {}))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

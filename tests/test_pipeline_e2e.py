@@ -244,7 +244,9 @@ def test_report_holds_the_comparison_and_the_study(project):
     assert "Not tested: the claims are about the article's configuration" in report
     assert "- N(0,1) saturates deep tanh (share of |a| > 0.99, depth 5): predicted" in report
     assert "## 3. Signal propagation at initialization (depth 5)" in report
-    assert "## 5. Where each weight scale trains: the phase diagram" in report
+    assert "## 4. Convolutional networks: does He beat Xavier in deeper CNNs?" in report
+    assert "## 5. Optimization strategies: does a better optimizer make the" in report
+    assert "## 6. Where each weight scale trains: the phase diagram" in report
     sweep = report.split("### Each initializer at its best learning rate")[1].split("##")[0]
     assert all(f"| {label} | " in sweep for label in LABELS) and "Ranking by mean test accuracy" in sweep
     assert "### Dynamical isometry at initialization (depth 5)" in report

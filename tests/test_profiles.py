@@ -62,6 +62,7 @@ def test_conv_is_the_full_conv_study_and_the_pipeline_cell_alone(tmp_path):
 def test_an_unknown_profile_is_one_line_in_make_and_initbench(tmp_path):
     proc = subprocess.run(["make", "-n", "profile", "PROFILE=long; touch x"], cwd=ROOT,
                           capture_output=True, text=True, check=False)
-    assert proc.returncode != 0 and "PROFILE=long; touch x: no such profile; known: conv long quick" in proc.stderr
+    assert proc.returncode != 0
+    assert "PROFILE=long; touch x: no such profile; known: conv long quick" in proc.stderr
     with pytest.raises(config.ConfigError, match=r"profile 'nope': no .*; known profiles: conv, long, quick"):
         applied(tmp_path, "nope")

@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from initbench.config import ConfigError, DataConfig, InitializerSpec, ModelConfig, TrainConfig
+from initbench.config import ConfigError, DataConfig, ModelConfig, TrainConfig
 from initbench.data import normalize
-from initbench.init.registry import resolve_args
 from initbench.train.model import build_model, compile_model
 from initbench.train.schedule import Schedule
 from initbench.train.stacked import StackedMLP, epoch_order
 
-from .conftest import PLAIN
+from .conftest import PLAIN, spec
 
 STEPS, BATCH = 300, 32
 
@@ -22,10 +21,6 @@ STEPS, BATCH = 300, 32
 def data(mnist):
     arrays, _ = normalize.build_arrays(mnist, DataConfig("mnist", 0.1, False, 0, 12000, 1000))
     return arrays
-
-
-def spec(name: str) -> InitializerSpec:
-    return InitializerSpec(name, name, resolve_args(name, {}))
 
 
 @pytest.mark.parametrize(("optimizer", "lr", "momentum", "hidden", "activation"), [

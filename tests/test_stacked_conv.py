@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from initbench.config import DataConfig, InitializerSpec, TrainConfig
+from initbench.config import DataConfig, TrainConfig
 from initbench.data import normalize
-from initbench.init.registry import resolve_args
 from initbench.train.model import compile_model
 from initbench.train.stacked import epoch_order
 from initbench.train.stacked_conv import StackedCNN, build_cnn, stage_sizes
 
-from .conftest import PLAIN
+from .conftest import PLAIN, spec
 
 BATCH = 32
 
@@ -22,10 +21,6 @@ BATCH = 32
 def data(mnist):
     arrays, _ = normalize.build_arrays(mnist, DataConfig("mnist", 0.1, False, 0, 4000, 500))
     return arrays
-
-
-def spec(name: str) -> InitializerSpec:
-    return InitializerSpec(name, name, resolve_args(name, {}))
 
 
 def test_the_architecture():
@@ -40,22 +35,25 @@ def test_the_architecture():
 
 @pytest.mark.parametrize(("optimizer", "lr", "momentum", "depth", "activation"), [
     ("adam", 0.002, 0.0, 2, "relu"),
-    ("sgd", 0.05, 0.9, 3, "tanh"),
+    ("sgd", 0.01, 0.9, 3, "tanh"),
 ])
 def test_a_cnn_in_a_stack_trains_exactly_as_alone(data, optimizer, lr, momentum, depth, activation):
-    """60 steps: member 1 of a 3-stack vs the same CNN trained alone by Keras; then both predict
-    the same on held-out images."""
-    steps, channels = 60, 4
-    cfg = TrainConfig(optimizer, lr, momentum, BATCH, 1, 0, **PLAIN)
+    """300 steps (3 epochs of 100): member 1 of a 3-stack vs the same CNN trained alone by
+    Keras; then both predict the same on held-out images. SGD runs at the conv study's rate
+    (0.01): at 0.05 with momentum 0.9 the two agree to 5e-5 for 60 steps, then the rounding
+    differences between Keras' XLA program and the stack's oneDNN kernels grow past it."""
+    steps, channels = 100, 4
+    cfg = TrainConfig(optimizer, lr, momentum, BATCH, 3, 0, **PLAIN)
     members = [build_cnn(channels, depth, activation, spec(n), s)
                for n, s in (("glorot_uniform", 5), ("he_normal", 1), ("lecun_normal", 9))]
     alone = compile_model(build_cnn(channels, depth, activation, spec("he_normal"), 1), cfg)
     x, y = data["x_train"], data["y_train"]
-    order = epoch_order(len(y), 0, 1)[: steps * BATCH]
     stack = StackedCNN(members, activation, cfg)
-    stack.train_epoch(tf.constant(x), tf.constant(y), order)
-    for i in range(0, len(order), BATCH):
-        alone.train_on_batch(x[order[i:i + BATCH]], y[order[i:i + BATCH]])
+    for epoch in (1, 2, 3):
+        order = epoch_order(len(y), 0, epoch)[: steps * BATCH]
+        stack.train_epoch(tf.constant(x), tf.constant(y), order)
+        for i in range(0, len(order), BATCH):
+            alone.train_on_batch(x[order[i:i + BATCH]], y[order[i:i + BATCH]])
     stack.write_back(members)
     for got, want in zip(members[1].get_weights(), alone.get_weights(), strict=True):
         np.testing.assert_allclose(got, want, rtol=0, atol=5e-5)

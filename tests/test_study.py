@@ -31,14 +31,10 @@ from initbench.train.diagnostics import signal_stats
 from initbench.train.model import build_model
 from initbench.train.stacked import StackedMLP
 
-from .conftest import PLAIN
+from .conftest import PLAIN, spec
 
 SMALL = 100_000  # parameters of a model small enough for a full stack (MAX_STACK)
 DEEP = 1_450_000  # the 20 x 256 deep MLP: 4 per stack
-
-
-def spec(name: str) -> InitializerSpec:
-    return InitializerSpec(name, name, resolve_args(name, {}))
 
 
 def cell_of(names, seeds: int, hidden=(16,)) -> CellConfig:
