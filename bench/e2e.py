@@ -59,8 +59,11 @@ def article_params(epochs: int | None) -> dict:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["initializers"] = dict(ARTICLE)
     raw["study"]["seeds"] = 1
-    # Only the pipeline's cell: no depth cells, phase diagram, learning-rate sweep or second dataset.
+    # Only the pipeline's cell: no depth, strategy, conv or phase cells, learning-rate sweep or
+    # second dataset.
     raw["study"]["depth"]["depths"] = []
+    raw["study"]["strategies"]["variants"] = {}
+    raw["study"]["conv"]["depths"] = []
     raw["study"]["phase"]["depths"] = []
     raw["study"]["lr_sweep"]["learning_rates"] = []
     raw["study"]["datasets"]["names"] = []

@@ -26,6 +26,8 @@ def small(params: dict) -> None:
     params["study"]["phase"]["depths"] = []
     params["study"]["lr_sweep"]["learning_rates"] = []
     params["study"]["datasets"]["names"] = []
+    params["study"]["strategies"]["variants"] = {}  # they retrain a depth cell: none left
+    params["study"]["conv"]["depths"] = []
     params["train"]["epochs"] = 8
 
 

@@ -49,7 +49,8 @@ def test_mlflow_run_from_git_builds_its_env_offline_and_runs_each_commits_code(
         git_server, env, tmp_path):
     bare, url = git_server
     work = copy_project(tmp_path / "work", env, lambda p: (
-        p["study"]["depth"].update(depths=[]), p["study"]["datasets"].update(names=[])))
+        p["study"]["depth"].update(depths=[]), p["study"]["datasets"].update(names=[]),
+        p["study"]["strategies"].update(variants={}), p["study"]["conv"].update(depths=[])))
     commit_a = _push(work, bare)
     renv = {**env, "MLFLOW_ENV_ROOT": str(tmp_path / "envs"),
             "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}

@@ -65,7 +65,8 @@ def test_bad_settings_fail_in_one_line_before_any_work(env, tmp_path, change, me
 def test_the_pipeline_logs_to_the_server_and_a_restart_loses_nothing(server, env, tmp_path):
     url, senv = server
     root = copy_project(tmp_path, env, lambda p: (
-        p["study"]["depth"].update(depths=[]), p["study"]["datasets"].update(names=[])))
+        p["study"]["depth"].update(depths=[]), p["study"]["datasets"].update(names=[]),
+        p["study"]["strategies"].update(variants={}), p["study"]["conv"].update(depths=[])))
     run(["dvc", "repro"], root, {**env, "MLFLOW_TRACKING_URI": url})
 
     def snapshot() -> dict:
