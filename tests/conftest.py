@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from initbench.profiles import apply_profile
+
 ROOT = Path(__file__).resolve().parents[1]
 # The plain optimizer (no weight decay, a constant learning rate), for TrainConfig(..., **PLAIN).
 PLAIN = {"weight_decay": 0.0, "lr_schedule": "constant", "warmup_epochs": 0}
@@ -74,6 +76,16 @@ def default_raw_params() -> dict:
 def raw_params(default_raw_params) -> dict:
     """A deep copy of the project's params.yaml, to modify in a test."""
     return copy.deepcopy(default_raw_params)
+
+
+@pytest.fixture
+def full_raw_params(tmp_path_factory) -> dict:
+    """The project's params.yaml with profiles/full.yaml applied: every kind of study cell."""
+    where = tmp_path_factory.mktemp("full")
+    shutil.copy(ROOT / "params.yaml", where / "params.yaml")
+    shutil.copytree(ROOT / "profiles", where / "profiles")
+    apply_profile(where / "params.yaml", "full")
+    return yaml.safe_load((where / "params.yaml").read_text())
 
 
 @pytest.fixture

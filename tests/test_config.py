@@ -173,13 +173,13 @@ def test_empty_depths_mean_no_depth_study(raw_params):
         from_dict(raw_params)
 
 
-def test_cells(raw_params):
-    raw_params["study"]["depth"]["depths"] = [3, 1]
-    raw_params["study"]["depth"]["activations"] = ["tanh", "relu"]
-    raw_params["study"]["phase"].update(depths=[4], activations=["relu"])
-    raw_params["study"]["strategies"].update(depth=3, variants={"wd": {"weight_decay": 0.1}})
-    raw_params["study"]["conv"].update(depths=[4], activations=["relu"])
-    params = from_dict(raw_params)
+def test_cells(full_raw_params):
+    full_raw_params["study"]["depth"]["depths"] = [3, 1]
+    full_raw_params["study"]["depth"]["activations"] = ["tanh", "relu"]
+    full_raw_params["study"]["phase"].update(depths=[4], activations=["relu"])
+    full_raw_params["study"]["strategies"].update(depth=3, variants={"wd": {"weight_decay": 0.1}})
+    full_raw_params["study"]["conv"].update(depths=[4], activations=["relu"])
+    params = from_dict(full_raw_params)
     cells = params.cells()
     assert list(cells) == ["baseline", "lr_sweep", "dataset-fashion-mnist", "strategy-wd",
                            "conv-4-relu", "depth-3-tanh", "depth-3-relu", "depth-1-tanh", "depth-1-relu",
@@ -214,13 +214,13 @@ def test_project_cells_baseline_first_then_every_depth_and_activation():
         f"phase-{d}-{a}" for d in pc.depths for a in pc.activations]
 
 
-def test_unknown_cell(raw_params):
+def test_unknown_cell(full_raw_params):
     with pytest.raises(ConfigError,
                        match=r"params: cell: got 'nope'; allowed: baseline, lr_sweep, "
                              r"dataset-fashion-mnist, strategy-no_momentum, strategy-weight_decay, "
                              r"strategy-cosine, conv-2-relu, conv-2-tanh, conv-8-relu, "
                              r"conv-8-tanh, depth-2-relu"):
-        from_dict(raw_params).cell("nope")
+        from_dict(full_raw_params).cell("nope")
 
 
 def test_further_datasets_train_the_pipeline_cell(raw_params):
@@ -260,11 +260,11 @@ def test_bad_datasets_name_the_field(raw_params, datasets, says):
         from_dict(raw_params)
 
 
-def test_optimization_strategies_reach_every_cell(raw_params):
+def test_optimization_strategies_reach_every_cell(full_raw_params):
     """train's weight decay and schedule are the pipeline cells'; the grids have their own."""
-    config.apply_overrides(raw_params, ["train.weight_decay=0.01", "train.lr_schedule=cosine",
+    config.apply_overrides(full_raw_params, ["train.weight_decay=0.01", "train.lr_schedule=cosine",
                                         "train.warmup_epochs=2", "study.depth.lr_schedule=step"])
-    cells = from_dict(raw_params).cells()
+    cells = from_dict(full_raw_params).cells()
     for name in ("baseline", "lr_sweep", "dataset-fashion-mnist"):
         t = cells[name].train
         assert (t.weight_decay, t.lr_schedule, t.warmup_epochs) == (0.01, "cosine", 2)

@@ -1,8 +1,10 @@
 """Profiles (profiles/*.yaml): each overlays params.yaml into valid params, keeps its comments,
-and says what it promises (quick: small; long: more seeds and a finer phase diagram)."""
+and says what it promises (quick: small; full: every kind of study cell; long: full with more
+seeds and a finer phase diagram; conv: the conv study)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -17,15 +19,18 @@ PROFILES = sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml"))
 
 
 def applied(tmp_path, name: str) -> config.Params:
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
-    apply_profile(tmp_path / "params.yaml", name)
-    assert "# The single source of truth" in (tmp_path / "params.yaml").read_text()
-    return config.load(tmp_path / "params.yaml")
+    """The default params with profile ``name`` applied, in a fresh copy of the project's files."""
+    where = tmp_path / name
+    where.mkdir()
+    shutil.copy(ROOT / "params.yaml", where / "params.yaml")
+    shutil.copytree(ROOT / "profiles", where / "profiles")
+    apply_profile(where / "params.yaml", name)
+    assert "# The single source of truth" in (where / "params.yaml").read_text()
+    return config.load(where / "params.yaml")
 
 
 def test_the_profiles():
-    assert PROFILES == ["conv", "long", "quick"]
+    assert PROFILES == ["conv", "full", "long", "quick"]
 
 
 @pytest.mark.parametrize("name", PROFILES)
@@ -33,36 +38,73 @@ def test_every_profile_gives_valid_params(tmp_path, name):
     applied(tmp_path, name)
 
 
-def test_long_is_the_default_study_with_more_seeds_and_a_finer_phase_diagram(tmp_path):
-    default, long = config.load(ROOT / "params.yaml"), applied(tmp_path, "long")
-    assert long.study.seeds == 2 * default.study.seeds == long.study.datasets.seeds
-    assert long.study.datasets.names == default.study.datasets.names
-    assert long.study.depth.seeds > default.study.depth.seeds
-    assert long.study.depth.depths == default.study.depth.depths
-    assert set(default.study.phase.depths) < set(long.study.phase.depths)
-    assert set(default.study.phase.sigma_w) <= set(long.study.phase.sigma_w)
-    assert len(long.study.phase.sigma_w) > len(default.study.phase.sigma_w)
-    assert (long.model, long.train, long.initializers) == (default.model, default.train,
-                                                         default.initializers)
+def test_full_is_the_default_with_every_kind_of_study_cell(tmp_path):
+    default, full = config.load(ROOT / "params.yaml"), applied(tmp_path, "full")
+    assert set(default.cells()) < set(full.cells())
+    kinds = {c.split("-")[0] for c in full.cells()}
+    assert kinds == {"baseline", "lr_sweep", "dataset", "depth", "conv", "strategy", "phase"}
+    assert {c.split("-")[0] for c in default.cells()} == {"baseline", "lr_sweep", "depth"}
+    assert full.study.datasets.names == ("fashion-mnist",) and full.study.lr_sweep.learning_rates
+    assert full.study.strategies.variants and not default.study.strategies.variants
+    # Only which cells exist differs: every setting of a cell the default has is the default's.
+    assert (full.model, full.train, full.initializers, full.study.seeds) == (
+        default.model, default.train, default.initializers, default.study.seeds)
+    assert set(default.study.depth.depths) < set(full.study.depth.depths)
+    assert full.study.depth.initializers == default.study.depth.initializers
+    assert full.study.depth.train_limit == default.study.depth.train_limit
+
+
+def test_long_extends_full_with_more_seeds_and_a_finer_phase_diagram(tmp_path):
+    full, long = applied(tmp_path, "full"), applied(tmp_path, "long")
+    assert long.study.seeds == 2 * full.study.seeds == long.study.datasets.seeds
+    assert long.study.datasets.names == full.study.datasets.names
+    assert long.study.depth.seeds > full.study.depth.seeds
+    assert long.study.depth.depths == full.study.depth.depths
+    assert long.study.strategies == full.study.strategies and long.study.conv == full.study.conv
+    assert set(full.study.phase.depths) < set(long.study.phase.depths)
+    assert set(full.study.phase.sigma_w) <= set(long.study.phase.sigma_w)
+    assert len(long.study.phase.sigma_w) > len(full.study.phase.sigma_w)
+    assert (long.model, long.train, long.initializers) == (full.model, full.train, full.initializers)
 
 
 def test_conv_is_the_full_conv_study_and_the_pipeline_cell_alone(tmp_path):
-    default, conv = config.load(ROOT / "params.yaml"), applied(tmp_path, "conv")
-    assert conv.study.conv.depths == (2, 4, 8, 16) and set(default.study.conv.depths) < {2, 4, 8, 16}
+    full, conv = applied(tmp_path, "full"), applied(tmp_path, "conv")
+    assert conv.study.conv.depths == (2, 4, 8, 16) and set(full.study.conv.depths) < {2, 4, 8, 16}
     assert conv.study.conv.activations == ("relu", "tanh")
-    assert conv.study.conv.seeds > default.study.conv.seeds
-    assert conv.study.conv.initializers == default.study.conv.initializers
-    # An empty mapping replaces the default's (no strategy variants), a list empties a grid.
-    assert conv.study.strategies.variants == {} and default.study.strategies.variants
+    assert conv.study.conv.seeds > full.study.conv.seeds
+    assert conv.study.conv.initializers == full.study.conv.initializers
+    assert conv.study.strategies.variants == {}
     assert conv.study.depth.depths == conv.study.phase.depths == conv.study.datasets.names == ()
     assert set(conv.cells()) == {"baseline", "lr_sweep"} | {
         f"conv-{d}-{a}" for d in (2, 4, 8, 16) for a in ("relu", "tanh")}
+
+
+def test_an_empty_mapping_in_a_profile_replaces_the_value(tmp_path):
+    assert applied(tmp_path, "full").study.strategies.variants
+    (tmp_path / "full" / "profiles" / "calm.yaml").write_text("study:\n  strategies:\n    variants: {}\n")
+    apply_profile(tmp_path / "full" / "params.yaml", "calm")
+    assert config.load(tmp_path / "full" / "params.yaml").study.strategies.variants == {}
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("extends: loop\n", "profile 'loop': extends a cycle: loop -> loop"),
+    ("extends: nope\n", "profile 'nope': no "),
+    ("extends: [full]\n", "profile 'loop': extends: got ['full']; allowed: a profile name"),
+    ("- study\n", "profile 'loop': got list; allowed: a mapping"),
+])
+def test_a_bad_profile_is_one_line_and_leaves_params_alone(tmp_path, text, error):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
+    (tmp_path / "profiles" / "loop.yaml").write_text(text)
+    with pytest.raises(config.ConfigError, match=re.escape(error)):
+        apply_profile(tmp_path / "params.yaml", "loop")
+    assert (tmp_path / "params.yaml").read_bytes() == (ROOT / "params.yaml").read_bytes()
 
 
 def test_an_unknown_profile_is_one_line_in_make_and_initbench(tmp_path):
     proc = subprocess.run(["make", "-n", "profile", "PROFILE=long; touch x"], cwd=ROOT,
                           capture_output=True, text=True, check=False)
     assert proc.returncode != 0
-    assert "PROFILE=long; touch x: no such profile; known: conv long quick" in proc.stderr
-    with pytest.raises(config.ConfigError, match=r"profile 'nope': no .*; known profiles: conv, long, quick"):
+    assert "PROFILE=long; touch x: no such profile; known: conv full long quick" in proc.stderr
+    with pytest.raises(config.ConfigError, match=r"profile 'nope': no .*; known profiles: conv, full, long, quick"):
         applied(tmp_path, "nope")

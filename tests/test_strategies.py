@@ -17,11 +17,11 @@ from initbench.report.tables import cell_table
 from .conftest import ROOT
 
 
-def test_each_variant_retrains_the_depth_cell_with_its_settings(raw_params):
-    raw_params["study"]["strategies"] = {"depth": 5, "activation": "tanh", "variants": {
+def test_each_variant_retrains_the_depth_cell_with_its_settings(full_raw_params):
+    full_raw_params["study"]["strategies"] = {"depth": 5, "activation": "tanh", "variants": {
         "wd": {"weight_decay": 0.1}, "cos": {"lr_schedule": "cosine", "warmup_epochs": 1},
         "adam": {"optimizer": "adam", "learning_rate": 0.001}}}
-    params = from_dict(raw_params)
+    params = from_dict(full_raw_params)
     cells, dc = params.cells(), params.study.depth
     plain = cells["depth-5-tanh"]
     for name in ("wd", "cos", "adam"):
@@ -35,8 +35,8 @@ def test_each_variant_retrains_the_depth_cell_with_its_settings(raw_params):
     assert (adam.optimizer, adam.learning_rate, adam.momentum) == ("adam", 0.001, dc.momentum)
     assert stage_of_cell("strategy-wd") == "train_strategy@wd"
     assert cell_from_stage("train_strategy@cos") == "strategy-cos"
-    raw_params["study"]["strategies"]["variants"] = {}
-    assert not [c for c in from_dict(raw_params).cells() if c.startswith("strategy-")]
+    full_raw_params["study"]["strategies"]["variants"] = {}
+    assert not [c for c in from_dict(full_raw_params).cells() if c.startswith("strategy-")]
 
 
 @pytest.mark.parametrize(("strategies", "says"), [
@@ -61,10 +61,10 @@ def test_each_variant_retrains_the_depth_cell_with_its_settings(raw_params):
      "study.strategies.variants: got [1]; allowed: a mapping name -> "),
     ({"depth": 10, "variants": {}}, "study.strategies.activation: missing (required key)"),
 ])
-def test_bad_strategies_name_the_field(raw_params, strategies, says):
-    raw_params["study"]["strategies"] = strategies
+def test_bad_strategies_name_the_field(full_raw_params, strategies, says):
+    full_raw_params["study"]["strategies"] = strategies
     with pytest.raises(ConfigError, match=re.escape(says)):
-        from_dict(raw_params)
+        from_dict(full_raw_params)
 
 
 def test_the_stage_depends_on_its_own_variant_only():
