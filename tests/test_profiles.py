@@ -46,9 +46,10 @@ def test_full_is_the_default_with_every_kind_of_study_cell(tmp_path):
     assert {c.split("-")[0] for c in default.cells()} == {"baseline", "lr_sweep", "depth"}
     assert full.study.datasets.names == ("fashion-mnist",) and full.study.lr_sweep.learning_rates
     assert full.study.strategies.variants and not default.study.strategies.variants
-    # Only which cells exist differs: every setting of a cell the default has is the default's.
-    assert (full.model, full.train, full.initializers, full.study.seeds) == (
-        default.model, default.train, default.initializers, default.study.seeds)
+    # Besides which cells exist, only the seeds differ: a default cell's settings are full's.
+    assert (full.model, full.train, full.initializers) == (default.model, default.train,
+                                                         default.initializers)
+    assert full.study.seeds == full.study.datasets.seeds == 8 > default.study.seeds
     assert set(default.study.depth.depths) < set(full.study.depth.depths)
     assert full.study.depth.initializers == default.study.depth.initializers
     assert full.study.depth.train_limit == default.study.depth.train_limit
@@ -106,5 +107,6 @@ def test_an_unknown_profile_is_one_line_in_make_and_initbench(tmp_path):
                           capture_output=True, text=True, check=False)
     assert proc.returncode != 0
     assert "PROFILE=long; touch x: no such profile; known: conv full long quick" in proc.stderr
-    with pytest.raises(config.ConfigError, match=r"profile 'nope': no .*; known profiles: conv, full, long, quick"):
+    known = r"profile 'nope': no .*; known profiles: conv, full, long, quick"
+    with pytest.raises(config.ConfigError, match=known):
         applied(tmp_path, "nope")

@@ -37,7 +37,7 @@ def _overlays(directory: Path, name: str, chain: tuple[str, ...] = ()) -> list[d
         known = sorted(p.stem for p in directory.glob("*.yaml"))
         raise config.ConfigError(f"profile {name!r}: no {profile}; known profiles: {', '.join(known)}")
     if name in chain:
-        raise config.ConfigError(f"profile {chain[0]!r}: extends a cycle: {' -> '.join(chain + (name,))}")
+        raise config.ConfigError(f"profile {chain[0]!r}: extends a cycle: {' -> '.join((*chain, name))}")
     overlay = yaml.safe_load(profile.read_text()) or {}
     if not isinstance(overlay, dict):
         raise config.ConfigError(f"profile {name!r}: got {type(overlay).__name__}; allowed: a mapping")
@@ -46,7 +46,7 @@ def _overlays(directory: Path, name: str, chain: tuple[str, ...] = ()) -> list[d
         return [overlay]
     if not isinstance(base, str):
         raise config.ConfigError(f"profile {name!r}: extends: got {base!r}; allowed: a profile name")
-    return _overlays(directory, base, chain + (name,)) + [overlay]
+    return [*_overlays(directory, base, (*chain, name)), overlay]
 
 
 def apply_profile(params_path: Path, name: str) -> None:
