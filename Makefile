@@ -32,8 +32,8 @@ ui: setup
 
 # A profile (profiles/<name>.yaml) on the committed code, in a scratch worktree (.<name>/,
 # git-ignored), so the tracked params.yaml is never rewritten; it logs into this project's MLflow
-# store (make ui). `make quick`: the first results in minutes; `make profile PROFILE=long`: the
-# study at full strength. Report: .<name>/reports/report.md.
+# store (make ui). `make quick`: the first results in minutes; `make profile PROFILE=full`: the
+# whole study (over an hour; `long`: full with more seeds). Report: .<name>/reports/report.md.
 PROFILE ?= quick
 # Checked by make itself before any shell sees it: one word naming an existing profile file.
 ifneq ($(filter profile quick,$(MAKECMDGOALS)),)
