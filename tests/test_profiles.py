@@ -110,3 +110,10 @@ def test_an_unknown_profile_is_one_line_in_make_and_initbench(tmp_path):
     known = r"profile 'nope': no .*; known profiles: conv, full, long, quick"
     with pytest.raises(config.ConfigError, match=known):
         applied(tmp_path, "nope")
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_each_profiles_scratch_worktree_is_git_ignored(name):
+    """`make profile PROFILE=<name>` works in .<name>/: git must not offer it for a commit."""
+    proc = subprocess.run(["git", "check-ignore", "-q", f".{name}/"], cwd=ROOT, check=False)
+    assert proc.returncode == 0, f".{name}/ is not in .gitignore"
