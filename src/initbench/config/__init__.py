@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
+from initbench.config.cells import cells_of
 from initbench.config.checks import (
     ACTIVATIONS,
     LABEL,
@@ -48,8 +46,8 @@ from initbench.config.study import (
     sigma_label,
     sweep_label,
 )
+from initbench.config.yamlio import apply_overrides, parse_yaml
 from initbench.init import registry as initializers
-from initbench.paths import cell_name, dataset_cell
 
 __all__ = [
     "ACTIVATIONS",
@@ -99,47 +97,8 @@ class Params:
         return (self.data.dataset, *self.study.datasets.others(self.data.dataset))
 
     def cells(self) -> dict[str, CellConfig]:
-        """Every cell of these params, by name: ``baseline`` first, the learning-rate sweep (no
-        model when ``study.lr_sweep`` lists no other rate), the pipeline's cell on each further
-        dataset, the optimization strategies' cells, the depth cells, the phase diagram's."""
-        out = {"baseline": CellConfig("baseline", self.model, self.train, self.initializers,
-                                      self.study.seeds, None, True, self.data.dataset)}
-        # The sweep's cell always exists (its DVC stage does), empty when there is no other rate.
-        rates = self.study.lr_sweep.others(self.train.learning_rate)
-        labels = {sweep_label(label, lr): (spec, lr) for label, spec in self.initializers.items()
-                  for lr in rates}
-        out["lr_sweep"] = CellConfig(
-            "lr_sweep", self.model, self.train,
-            types.MappingProxyType({k: v[0] for k, v in labels.items()}),
-            min(self.study.lr_sweep.seeds, self.study.seeds), None,
-            False, self.data.dataset, types.MappingProxyType({k: v[1] for k, v in labels.items()}))
-        # A listed dataset's cell exists (its DVC stage does), empty when it is data.dataset.
-        others = self.study.datasets.others(self.data.dataset)
-        for name in self.study.datasets.names:
-            out[dataset_cell(name)] = CellConfig(
-                dataset_cell(name), self.model, self.train,
-                self.initializers if name in others else types.MappingProxyType({}),
-                min(self.study.datasets.seeds, self.study.seeds), None, True, name)
-        s, dc = self.study.strategies, self.study.depth
-        for name, settings in s.variants.items():
-            cell = f"strategy-{name}"
-            out[cell] = CellConfig(cell, ModelConfig((dc.width,) * s.depth, s.activation),
-                                   TrainConfig(**settings.training(), seed=self.train.seed),
-                                   dc.initializers, dc.seeds, dc.train_limit, False, self.data.dataset)
-        for kind, grid in (("conv", self.study.conv), ("depth", self.study.depth),
-                           ("phase", self.study.phase)):
-            for depth in grid.depths:
-                for act in grid.activations:
-                    name = cell_name(depth, act, kind)
-                    model = (ConvModelConfig(grid.width, depth, act) if kind == "conv"
-                             else ModelConfig((grid.width,) * depth, act))
-                    # A conv cell saves every model (.keras, small): the CNNs are the study's
-                    # only models of their kind; the MLP grids' models are the baseline's kind.
-                    out[name] = CellConfig(name, model,
-                                           grid.training(self.train.seed), grid.initializers,
-                                           grid.seeds, grid.train_limit, kind == "conv",
-                                           self.data.dataset)
-        return out
+        """Every cell of these params, by name (:func:`initbench.config.cells.cells_of`)."""
+        return cells_of(self)
 
     def cell(self, name: str) -> CellConfig:
         cells = self.cells()
@@ -217,40 +176,6 @@ def from_dict(raw: Any) -> Params:
         initializers=_initializer_map(raw["initializers"], "initializers", [model.activation]),
         study=_section(StudyConfig, study, "study", **grids),
     )
-
-
-def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply ``key.path=value`` overrides (value parsed as YAML), like ``dvc exp run -S``.
-
-    An empty value (``train.epochs=``) leaves the key as it is: that is how MLproject entry points
-    say "use params.yaml" without defining a second default.
-    """
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r}: expected key.path=value")
-        if text == "":
-            continue
-        node = raw
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {part!r} is not a mapping")
-        node[leaf] = parse_yaml(text, f"override {item!r}")
-    return raw
-
-
-def parse_yaml(text: str, what: str) -> Any:
-    """YAML read the way DVC reads it (ruamel, YAML 1.2: ``yes``/``no`` are strings), so
-    initbench and DVC never see two different files; a duplicate key is an error, not "last wins"."""
-    try:
-        return YAML(typ="safe", pure=True).load(text)
-    except YAMLError as err:
-        problem, mark = getattr(err, "problem", None), getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        detail = f"{problem}{where}" if problem else " ".join(str(err).split())
-        raise ConfigError(f"{what} is not valid YAML: {detail}") from None
 
 
 def load(path: Path, overrides: Sequence[str] = ()) -> Params:
