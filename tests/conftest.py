@@ -78,14 +78,29 @@ def raw_params(default_raw_params) -> dict:
     return copy.deepcopy(default_raw_params)
 
 
+def project_params(where: Path, profile: str | None = None) -> Path:
+    """A copy of the project's params.yaml and profiles/ in ``where`` (profile applied, if any)."""
+    where.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "params.yaml", where / "params.yaml")
+    shutil.copytree(ROOT / "profiles", where / "profiles")
+    if profile is not None:
+        apply_profile(where / "params.yaml", profile)
+    return where / "params.yaml"
+
+
+def rejects_study_section(raw: dict, section: str, value, says: str) -> None:
+    """``study.<section>: value`` fails validation with an error containing ``says``."""
+    from initbench.config import ConfigError, from_dict
+
+    raw["study"][section] = value
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        from_dict(raw)
+
+
 @pytest.fixture
 def full_raw_params(tmp_path_factory) -> dict:
     """The project's params.yaml with profiles/full.yaml applied: every kind of study cell."""
-    where = tmp_path_factory.mktemp("full")
-    shutil.copy(ROOT / "params.yaml", where / "params.yaml")
-    shutil.copytree(ROOT / "profiles", where / "profiles")
-    apply_profile(where / "params.yaml", "full")
-    return yaml.safe_load((where / "params.yaml").read_text())
+    return yaml.safe_load(project_params(tmp_path_factory.mktemp("full"), "full").read_text())
 
 
 @pytest.fixture

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import yaml
 
 from initbench import config
 from initbench.config import ConfigError, ConvModelConfig, ModelConfig, TrainConfig, from_dict, load
 
-from .conftest import ROOT
+from .conftest import ROOT, rejects_study_section
 
 
 def test_project_params_are_valid():
@@ -255,9 +253,7 @@ def test_further_datasets_train_the_pipeline_cell(raw_params):
     ({"names": []}, "study.datasets.seeds: missing (required key)"),
 ])
 def test_bad_datasets_name_the_field(raw_params, datasets, says):
-    raw_params["study"]["datasets"] = datasets
-    with pytest.raises(ConfigError, match=re.escape(says)):
-        from_dict(raw_params)
+    rejects_study_section(raw_params, "datasets", datasets, says)
 
 
 def test_optimization_strategies_reach_every_cell(full_raw_params):

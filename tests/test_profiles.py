@@ -5,7 +5,6 @@ seeds and a finer phase diagram; conv: the conv study)."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -13,20 +12,16 @@ import pytest
 from initbench import config
 from initbench.profiles import apply_profile
 
-from .conftest import ROOT
+from .conftest import ROOT, project_params
 
 PROFILES = sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml"))
 
 
 def applied(tmp_path, name: str) -> config.Params:
     """The default params with profile ``name`` applied, in a fresh copy of the project's files."""
-    where = tmp_path / name
-    where.mkdir()
-    shutil.copy(ROOT / "params.yaml", where / "params.yaml")
-    shutil.copytree(ROOT / "profiles", where / "profiles")
-    apply_profile(where / "params.yaml", name)
-    assert "# The single source of truth" in (where / "params.yaml").read_text()
-    return config.load(where / "params.yaml")
+    params = project_params(tmp_path / name, name)
+    assert "# The single source of truth" in params.read_text()
+    return config.load(params)
 
 
 def test_the_profiles():
@@ -94,8 +89,7 @@ def test_an_empty_mapping_in_a_profile_replaces_the_value(tmp_path):
     ("- study\n", "profile 'loop': got list; allowed: a mapping"),
 ])
 def test_a_bad_profile_is_one_line_and_leaves_params_alone(tmp_path, text, error):
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
+    project_params(tmp_path)
     (tmp_path / "profiles" / "loop.yaml").write_text(text)
     with pytest.raises(config.ConfigError, match=re.escape(error)):
         apply_profile(tmp_path / "params.yaml", "loop")

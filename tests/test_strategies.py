@@ -3,18 +3,16 @@ reading of them (built so that a variant must be found to help, or not)."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import yaml
 
 from initbench import config
-from initbench.config import ConfigError, from_dict
+from initbench.config import from_dict
 from initbench.paths import cell_from_stage, stage_of_cell
 from initbench.report import strategies
 from initbench.report.tables import cell_table
 
-from .conftest import ROOT
+from .conftest import ROOT, rejects_study_section
 
 
 def test_each_variant_retrains_the_depth_cell_with_its_settings(full_raw_params):
@@ -62,9 +60,7 @@ def test_each_variant_retrains_the_depth_cell_with_its_settings(full_raw_params)
     ({"depth": 10, "variants": {}}, "study.strategies.activation: missing (required key)"),
 ])
 def test_bad_strategies_name_the_field(full_raw_params, strategies, says):
-    full_raw_params["study"]["strategies"] = strategies
-    with pytest.raises(ConfigError, match=re.escape(says)):
-        from_dict(full_raw_params)
+    rejects_study_section(full_raw_params, "strategies", strategies, says)
 
 
 def test_the_stage_depends_on_its_own_variant_only():
