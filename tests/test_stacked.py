@@ -42,7 +42,7 @@ def test_a_model_in_a_stack_trains_exactly_as_alone(data, optimizer, lr, momentu
     batches = [order[i:i + BATCH] for i in range(0, len(order), BATCH)]
     assert len(batches) == STEPS and len(batches[-1]) == BATCH // 2
     alone_losses = [alone.train_on_batch(x[b], y[b], return_dict=True)["loss"] for b in batches]
-    assert int(stack.iterations.numpy()) == STEPS
+    assert int(stack.optimizer.iterations.numpy()) == STEPS
     stack.write_back(members)
     for got, want in zip(members[1].get_weights(), alone.get_weights(), strict=True):
         np.testing.assert_allclose(got, want, rtol=0, atol=2e-5)
@@ -60,7 +60,7 @@ def test_partial_last_batch_and_evaluation(data):
     x, y = tf.constant(data["x_train"]), tf.constant(data["y_train"])
     order = epoch_order(2500, 3, 1)  # two full batches of 1000, one of 500
     stack.train_epoch(x, y, order)
-    assert int(stack.iterations.numpy()) == 3
+    assert int(stack.optimizer.iterations.numpy()) == 3
     # A batch that does not divide the test set: the predictions of every batch are kept.
     loss, acc, pred = stack.evaluate(tf.constant(data["x_test"]), tf.constant(data["y_test"]),
                                      batch=300)
@@ -121,7 +121,7 @@ def test_reset_trains_exactly_as_a_fresh_stack(data):
     reused.train_epoch(x, y, order)  # leaves trained weights, Adam moments and a step count
     again = models((3, 4))
     reused.reset(again)
-    assert int(reused.iterations.numpy()) == 0
+    assert int(reused.optimizer.iterations.numpy()) == 0
     loss, acc = reused.train_epoch(x, y, order)
     reused.write_back(again)
     alone = models((3, 4))

@@ -14,7 +14,6 @@ each model to its own run while it trains; the benchmark passes none).
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -25,9 +24,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from initbench.config import CellConfig, ConvModelConfig, InitializerSpec, ModelConfig, TrainConfig
+from initbench.config import CellConfig, ConvModelConfig, InitializerSpec, ModelConfig
 from initbench.train.diagnostics import jacobian_spectrum, signal_stats
 from initbench.train.model import build_model, data_dependent_init
+from initbench.train.schedule import steps_per_epoch
 from initbench.train.stacked import StackedMLP
 from initbench.train.stacked_conv import StackedCNN, build_cnn
 
@@ -69,19 +69,6 @@ def plan(cell: CellConfig, base_seed: int, vary_data: bool) -> list[Member]:
     return [Member(label, spec, i, base_seed + i, base_seed + i if vary_data else base_seed,
                    cell.learning_rates.get(label, cell.train.learning_rate))
             for label, spec in cell.initializers.items() for i in range(cell.seeds)]
-
-
-def steps_per_epoch(n_train: int, cfg: TrainConfig) -> int:
-    """Optimizer steps per epoch: batches of ``cfg.batch_size``, the last one possibly short."""
-    return -(-n_train // cfg.batch_size)
-
-
-def n_params(cell: CellConfig, n_inputs: int = 784) -> int:
-    if isinstance(cell.model, ConvModelConfig):
-        c, d = cell.model.channels, cell.model.conv_layers
-        return (9 * c + c) + (d - 1) * (9 * c * c + c) + (n_inputs // 16) * c * N_CLASSES + N_CLASSES
-    dims = [n_inputs, *cell.model.hidden, N_CLASSES]
-    return sum(a * b + b for a, b in itertools.pairwise(dims))
 
 
 def build(model: ModelConfig | ConvModelConfig, spec: InitializerSpec, seed: int) -> keras.Model:
@@ -136,7 +123,8 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
     results: list[dict[str, Any]] = []
     timing: dict[str, Any] = {
         "train_seconds": 0.0, "diagnostics_seconds": 0.0, "test_seconds": 0.0, "model_epochs": 0,
-        "n_params": n_params(cell, int(np.prod(x.shape[1:]))), "stacks": []}
+        "n_params": build(cell.model, members[0].spec, members[0].init_seed).count_params(),
+        "stacks": []}
     xt, yt = tf.constant(data["x_test"]), tf.constant(data["y_test"])
     compiled: dict[int, StackedMLP] = {}  # by stack size: compiled once, reset for every stack
     plan_ = stacks(members, timing["n_params"])
@@ -150,7 +138,7 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
         if trainer is None:
             kind = StackedCNN if isinstance(cell.model, ConvModelConfig) else StackedMLP
             trainer = compiled[len(stack)] = kind(models, cell.model.activation, cell.train, rates,
-                                                  steps_per_epoch(len(y), cell.train))
+                                                  steps_per_epoch(len(y), cell.train.batch_size))
         else:
             trainer.reset(models, rates)
         diags: list[dict[str, np.ndarray]] = []

@@ -65,6 +65,7 @@ def signal_stats(stack: StackedMLP, x: np.ndarray, y: np.ndarray, activation: st
     out: dict[str, list[np.ndarray]] = {name: [] for name in STATS}
     last = len(kernels) - 1
     for i, (z, a, w, g) in enumerate(zip(pre, post, kernels, grads, strict=True)):
+        w, g = stack.per_model(2 * i, w), stack.per_model(2 * i, g)
         z, a, w, g = _f64(_units(z)), _units(a), _f64(_units(w)), _f64(_units(g))
         out["pre_mean"].append(tf.reduce_mean(z, axis=(1, 2)))
         out["pre_std"].append(tf.math.reduce_std(z, axis=(1, 2)))

@@ -32,6 +32,11 @@ STEP_FRACTIONS = (0.5, 0.75)  # where the step schedule divides the rate by 10
 STEP_FACTOR = 0.1
 
 
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimizer steps per epoch: batches of ``batch_size``, the last one possibly short."""
+    return -(-n_train // batch_size)
+
+
 @dataclass(frozen=True)
 class Schedule:
     """A cell's schedule in optimizer steps (from epochs and the steps per epoch)."""

@@ -1,19 +1,17 @@
 """Train K same-architecture MLPs at once, each exactly as it would train alone.
 
-Models that differ only in their initial weights (initializer, seed) are stacked along a leading
-axis: layer l holds a kernel of shape (K, fan_in, fan_out) (the first one transposed, see
-``_stacked``), and one ``einsum`` per layer runs all K models. The loss is the *sum* of the K
+Models that differ only in their initial weights (initializer, seed) are stacked along a model
+axis: layer l holds a kernel of shape (K, fan_in, fan_out) (the first one (fan_in, K, fan_out), see
+``FIRST_SIDE_BY_SIDE``), and one matrix product per layer runs all K models. The loss is the *sum* of the K
 models' losses, so the gradient with respect to model k's slice is exactly model k's own gradient;
-the optimizers (Adam, SGD with momentum) are elementwise and written here with Keras' own update
-formulas, so each model follows the same trajectory it would follow alone on the same batches,
-up to float rounding. Every model sees the same batch order, which is also the cleaner
+the optimizers (Adam, SGD with momentum: :mod:`initbench.train.optimizer`) are elementwise, with
+Keras' own update formulas, so each model follows the same trajectory it would follow alone on the
+same batches, up to float rounding. Every model sees the same batch order, which is also the cleaner
 experiment: only the initialization differs.
 
 The whole epoch -- gather the batch, forward, backward, update -- is one XLA-compiled
 ``tf.function`` over data resident as tensors, so the per-step Python and dispatch overhead that
 dominates ``keras.Model.fit`` for small models is gone. (Speed figures: bench/README.md.)
-
-Keras Adam: Kingma & Ba (2015), arXiv:1412.6980, in Keras' form (epsilon outside the sqrt).
 """
 
 from __future__ import annotations
@@ -27,7 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 from initbench.config import TrainConfig
-from initbench.train.schedule import Schedule
+from initbench.train.optimizer import StackedOptimizer
+from initbench.train.schedule import Schedule, steps_per_epoch
 
 EPS_LOSS = 1e-7  # keras.backend.epsilon(): the clip Keras applies to probabilities
 
@@ -37,16 +36,24 @@ def epoch_order(n: int, data_seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([data_seed, epoch]).permutation(n)
 
 
-def dense_weights(model: keras.Model) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(kernel, bias) of every Dense layer of ``model``, in order."""
-    return [(layer.kernel.numpy(), layer.bias.numpy())
-            for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+def weighted_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers of ``model`` with a kernel and a bias (Conv2D, Dense), in order."""
+    return [layer for layer in model.layers
+            if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
 
 
 class StackedMLP:
     """K MLPs (Flatten -> Dense... -> Dense softmax) trained together; see the module docstring."""
 
     JIT: ClassVar[bool] = True  # one XLA program per epoch: fuses the elementwise optimizer work
+    # The first kernel is stored side by side, (fan_in, K, fan_out): each model's slice is its
+    # Keras kernel. Its input batch is shared by all K models, so the layer is one GEMM, x W, read
+    # where it lies, and its gradient x^T dz leaves one GEMM in this very layout -- the products
+    # Keras itself computes for a Dense layer, so a stacked model's float rounding stays Keras'.
+    # (Stored (K, fan_out, fan_in), XLA copied the whole kernel transposed on every step: about
+    # 20% of an Adam step of the default cell; as W x^T without the copy, the rounding drifted
+    # from Keras' by up to 4e-3 in 300 Adam steps. Measured 2026-11-30.)
+    FIRST_SIDE_BY_SIDE: ClassVar[bool] = True
 
     def __init__(self, models: Sequence[keras.Model], activation: str, cfg: TrainConfig,
                  learning_rates: Sequence[float] | None = None,
@@ -57,49 +64,40 @@ class StackedMLP:
         self.k = len(models)
         self.activation = keras.activations.get(activation)
         self.cfg = cfg
-        self.schedule = Schedule.of(cfg, steps_per_epoch)
         self.params = [tf.Variable(v, name=f"w{i}") for i, v in enumerate(self._stacked(models))]
-        self.lr = tf.Variable(self._rates(learning_rates), name="learning_rates")
-        self.slots = [[tf.Variable(tf.zeros_like(p)) for p in self.params] for _ in range(2)]
-        self.iterations = tf.Variable(0, dtype=tf.int64)
+        self.optimizer = StackedOptimizer(
+            self.params, [self.model_axis(i) for i in range(len(self.params))], cfg,
+            Schedule.of(cfg, steps_per_epoch), learning_rates)
         self._epoch = tf.function(self._run_steps, jit_compile=self.JIT, reduce_retracing=True)
         self._eval = tf.function(self._evaluate_batch, jit_compile=self.JIT, reduce_retracing=True)
 
-    @staticmethod
-    def _stacked(models: Sequence[keras.Model]) -> list[np.ndarray]:
-        per_model = [dense_weights(m) for m in models]
-        shapes = {tuple(w.shape for pair in weights for w in pair) for weights in per_model}
+    def model_axis(self, index: int) -> int:
+        """The axis of weight ``index`` (kernels even, biases odd) that runs over the models."""
+        return 1 if self.FIRST_SIDE_BY_SIDE and index == 0 else 0
+
+    def per_model(self, index: int, t: tf.Tensor) -> tf.Tensor:
+        """Weight ``index``, or its gradient, with the models on the leading axis."""
+        axis = self.model_axis(index)
+        return t if axis == 0 else tf.experimental.numpy.moveaxis(t, axis, 0)
+
+    def _stacked(self, models: Sequence[keras.Model]) -> list[np.ndarray]:
+        per_model = [[w for layer in weighted_layers(m) for w in (layer.kernel.numpy(), layer.bias.numpy())]
+                     for m in models]
+        shapes = {tuple(w.shape for w in weights) for weights in per_model}
         if len(shapes) != 1:
             raise ValueError(f"stacked models must share one architecture; got shapes {shapes}")
-        out = []
-        for i in range(len(per_model[0])):
-            for j in range(2):
-                # The first kernel is stored transposed, (K, fan_out, fan_in): its input batch is
-                # shared by all K models, so the layer is one GEMM, and its gradient dz^T @ x comes
-                # out of that GEMM in this very layout, so the optimizer reads it contiguously
-                # (stored (fan_in, K, fan_out), the update read it transposed: 25% slower).
-                value = np.stack([w[i][j].T if (i, j) == (0, 0) else w[i][j] for w in per_model])
-                out.append(value.astype(np.float32))
-        return out
-
-    def _rates(self, learning_rates: Sequence[float] | None) -> np.ndarray:
-        rates = np.full(self.k, self.cfg.learning_rate) if learning_rates is None else learning_rates
-        if len(rates) != self.k:
-            raise ValueError(f"{len(rates)} learning rates for {self.k} models")
-        return np.asarray(rates, np.float32)
+        return [np.stack([w[i] for w in per_model], axis=self.model_axis(i)).astype(np.float32)
+                for i in range(len(per_model[0]))]
 
     def reset(self, models: Sequence[keras.Model], learning_rates: Sequence[float] | None = None) -> None:
         """Start over with the weights of ``models`` (same K and architecture), fresh optimizer
         state; the compiled functions are reused, so a new chunk of models costs no compile."""
-        self.lr.assign(self._rates(learning_rates))
         values = self._stacked(models)
         if [v.shape for v in values] != [tuple(p.shape) for p in self.params]:
             raise ValueError("reset needs models of the same architecture and count")
         for p, v in zip(self.params, values, strict=True):
             p.assign(v)
-        for slot in (*self.slots[0], *self.slots[1]):
-            slot.assign(tf.zeros_like(slot))
-        self.iterations.assign(0)
+        self.optimizer.reset(learning_rates)
 
     # -- model ---------------------------------------------------------------------------------
     def forward(self, x: tf.Tensor, collect: bool = False):
@@ -109,8 +107,13 @@ class StackedMLP:
         pre, post = [], []
         for i in range(n_layers):
             w, b = self.params[2 * i], self.params[2 * i + 1]
-            spec = "bi,koi->kbo" if i == 0 else "kbi,kio->kbo"
-            z = tf.einsum(spec, h, w) + b[:, None, :]
+            if i == 0 and self.FIRST_SIDE_BY_SIDE:  # (B, fan_in) x (fan_in, K * fan_out)
+                fan_in, _, fan_out = w.shape
+                z = tf.matmul(h, tf.reshape(w, (fan_in, self.k * fan_out)))
+                z = tf.transpose(tf.reshape(z, (-1, self.k, fan_out)), (1, 0, 2))
+            else:
+                z = tf.einsum("kbi,kio->kbo", h, w)
+            z = z + b[:, None, :]
             h = keras.activations.softmax(z) if i == n_layers - 1 else self.activation(z)
             if collect:
                 pre.append(z)
@@ -133,43 +136,12 @@ class StackedMLP:
     def _broadcast_y(self, y: tf.Tensor) -> tf.Tensor:
         return tf.tile(y[None, :], (self.k, 1))
 
-    # -- optimizers (Keras 3's update rules, elementwise) ---------------------------------------
-    def _apply(self, grads: list[tf.Tensor]) -> None:
-        step = tf.cast(self.iterations + 1, tf.float32)
-        # The schedule at the step before the update, as Keras evaluates it (constant: no factor,
-        # so the plain optimizer's program is unchanged).
-        factor = None if self.schedule.kind == "constant" else self.schedule.factor(self.iterations)
-
-        def lr_of(p: tf.Variable) -> tf.Tensor:  # each model's own rate, broadcast over its slice
-            rate = tf.reshape(self.lr, [self.k] + [1] * (len(p.shape) - 1))
-            return rate if factor is None else rate * factor
-
-        if self.cfg.weight_decay:  # decoupled, before the update, on every weight (Keras' order)
-            for p in self.params:
-                p.assign(p - p * self.cfg.weight_decay * lr_of(p))
-
-        if self.cfg.optimizer == "adam":
-            b1, b2, eps = 0.9, 0.999, 1e-7
-            for p, g, m, v in zip(self.params, grads, *self.slots, strict=True):
-                alpha = lr_of(p) * tf.sqrt(1.0 - tf.pow(b2, step)) / (1.0 - tf.pow(b1, step))
-                m.assign_add((g - m) * (1.0 - b1))
-                v.assign_add((tf.square(g) - v) * (1.0 - b2))
-                p.assign_sub((m * alpha) / (tf.sqrt(v) + eps))
-        elif self.cfg.momentum > 0:
-            for p, g, m in zip(self.params, grads, self.slots[0], strict=True):
-                m.assign(self.cfg.momentum * m - g * lr_of(p))
-                p.assign_add(m)
-        else:
-            for p, g in zip(self.params, grads, strict=True):
-                p.assign_sub(g * lr_of(p))
-        self.iterations.assign_add(1)
-
     def _step(self, xb: tf.Tensor, yb: tf.Tensor, wb: tf.Tensor):
         with tf.GradientTape() as tape:
             probs = self.forward(xb)
             losses = self.losses(probs, self._broadcast_y(yb), wb)
             total = tf.reduce_sum(losses)
-        self._apply(tape.gradient(total, self.params))
+        self.optimizer.apply(self.params, tape.gradient(total, self.params))
         hit = tf.cast(tf.argmax(probs, axis=-1, output_type=tf.int32) == tf.cast(yb, tf.int32)[None, :],
                       tf.float32)
         return losses, tf.reduce_sum(hit * wb, axis=1)
@@ -203,7 +175,7 @@ class StackedMLP:
         # any length is one call of one compiled program: a separate (1, remainder) call would
         # cost a second XLA compilation (~1.5 s here), more than an epoch of a small stack.
         bs, n = self.cfg.batch_size, len(order)
-        steps = -(-n // bs)
+        steps = steps_per_epoch(n, bs)
         idx = np.zeros(steps * bs, np.int32)
         idx[:n] = order
         weight = np.zeros(steps * bs, np.float32)
@@ -227,10 +199,8 @@ class StackedMLP:
     def write_back(self, models: Sequence[keras.Model]) -> None:
         """Copy each model's trained weights into its own Keras model (for saving)."""
         for k, model in enumerate(models):
-            dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-            for i, layer in enumerate(dense):
-                kernel = self.params[2 * i][k].numpy()
-                layer.kernel.assign(kernel.T if i == 0 else kernel)
+            for i, layer in enumerate(weighted_layers(model)):
+                layer.kernel.assign(np.take(self.params[2 * i].numpy(), k, axis=self.model_axis(2 * i)))
                 layer.bias.assign(self.params[2 * i + 1][k].numpy())
 
     def fit(

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from initbench.config import InitializerSpec
@@ -59,31 +58,18 @@ def build_cnn(channels: int, depth: int, activation: str, spec: InitializerSpec,
     return keras.Model(inputs, x, name=f"cnn_{spec.label}")
 
 
-def _weighted(model: keras.Model) -> list[keras.layers.Layer]:
-    return [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
-
-
 class StackedCNN(StackedMLP):
     """K CNNs of :func:`build_cnn` trained together; see the module docstring."""
 
     # No XLA: on the CPU, XLA's grouped convolution is ~80x slower than TensorFlow's own (oneDNN)
     # kernel (a 4-layer, 16-filter step for 5 models: 8.1 s vs 0.10 s, measured 2026-11-30).
     JIT: ClassVar[bool] = False
+    FIRST_SIDE_BY_SIDE: ClassVar[bool] = False  # every weight stacked on a leading model axis
 
     def __init__(self, models: Sequence[keras.Model], activation: str, *args, **kwargs) -> None:
         convs = [layer for layer in models[0].layers if isinstance(layer, keras.layers.Conv2D)]
         self.stages = stage_sizes(len(convs))
         super().__init__(models, activation, *args, **kwargs)
-
-    @staticmethod
-    def _stacked(models: Sequence[keras.Model]) -> list[np.ndarray]:
-        per_model = [[w for layer in _weighted(m) for w in (layer.kernel.numpy(), layer.bias.numpy())]
-                     for m in models]
-        shapes = {tuple(w.shape for w in weights) for weights in per_model}
-        if len(shapes) != 1:
-            raise ValueError(f"stacked models must share one architecture; got shapes {shapes}")
-        return [np.stack([w[i] for w in per_model]).astype(np.float32)
-                for i in range(len(per_model[0]))]
 
     def _conv(self, h: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
         """One stacked convolution: kernel (K, 3, 3, C_in, C_out) -> (3, 3, C_in, K * C_out);
@@ -121,10 +107,3 @@ class StackedCNN(StackedMLP):
         s = tf.shape(h)
         return tf.transpose(tf.reshape(h, (s[0], s[1], s[2], self.k, h.shape[-1] // self.k)),
                             (3, 0, 1, 2, 4))
-
-    def write_back(self, models: Sequence[keras.Model]) -> None:
-        """Copy each model's trained weights into its own Keras model (for saving)."""
-        for k, model in enumerate(models):
-            for i, layer in enumerate(_weighted(model)):
-                layer.kernel.assign(self.params[2 * i][k].numpy())
-                layer.bias.assign(self.params[2 * i + 1][k].numpy())

@@ -37,8 +37,9 @@ from initbench.paths import (
     stage_of_cell,
 )
 from initbench.results import write_cell
-from initbench.train.cell import Member, plan, steps_per_epoch, train_cell
+from initbench.train.cell import Member, plan, train_cell
 from initbench.train.model import compile_model, initializer_params
+from initbench.train.schedule import steps_per_epoch
 
 
 def model_path(member: Member) -> str:
@@ -62,7 +63,8 @@ def save_model(cell: CellConfig, runs_dir: Path, n_train: int) -> Callable[[Memb
     """The baseline cell's saver: ``runs_dir/models/<label>/s<i>.keras``, compiled as fit would."""
     def save(m: Member, model: keras.Model) -> str:
         # Saved with its optimizer config (rate, schedule, weight decay), like fit would.
-        compile_model(model, cell.train, steps_per_epoch(n_train, cell.train), m.learning_rate)
+        compile_model(model, cell.train, steps_per_epoch(n_train, cell.train.batch_size),
+                      m.learning_rate)
         model.optimizer.build(model.trainable_variables)  # its slots exist: the file reloads clean
         path = runs_dir / model_path(m)
         path.parent.mkdir(parents=True, exist_ok=True)
