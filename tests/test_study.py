@@ -286,6 +286,12 @@ def test_train_cell_without_a_tracker(tiny_cell, tiny_data):
     assert [(r["label"], r["seed_index"]) for r in results] == [("he_normal", 0)]
 
 
+def test_an_empty_cell_trains_nothing(tiny_cell, tiny_data):
+    """A cell without members (the default's learning-rate sweep) is a no-op, not an error."""
+    results, timing = train_cell(tiny_cell, [], tiny_data, 64, Recorder(), log=lambda _: None)
+    assert results == [] and timing["model_epochs"] == 0 and timing["stacks"] == []
+
+
 def test_a_failing_tracker_fails_the_stack_and_reraises(tiny_cell, tiny_data):
     members = plan(tiny_cell, base_seed=7, vary_data=False)
     tracker = Recorder(fail_in_epoch=True)

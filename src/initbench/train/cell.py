@@ -123,8 +123,9 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
     results: list[dict[str, Any]] = []
     timing: dict[str, Any] = {
         "train_seconds": 0.0, "diagnostics_seconds": 0.0, "test_seconds": 0.0, "model_epochs": 0,
-        "n_params": build(cell.model, members[0].spec, members[0].init_seed).count_params(),
-        "stacks": []}
+        "n_params": 0, "stacks": []}
+    if members:  # the size of one model decides the stacks (an empty cell, e.g. no sweep: none)
+        timing["n_params"] = build(cell.model, members[0].spec, members[0].init_seed).count_params()
     xt, yt = tf.constant(data["x_test"]), tf.constant(data["y_test"])
     compiled: dict[int, StackedMLP] = {}  # by stack size: compiled once, reset for every stack
     plan_ = stacks(members, timing["n_params"])
