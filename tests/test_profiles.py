@@ -111,3 +111,41 @@ def test_each_profiles_scratch_worktree_is_git_ignored(name):
     """`make profile PROFILE=<name>` works in .<name>/: git must not offer it for a commit."""
     proc = subprocess.run(["git", "check-ignore", "-q", f".{name}/"], cwd=ROOT, check=False)
     assert proc.returncode == 0, f".{name}/ is not in .gitignore"
+
+
+def full_comments() -> list[tuple[tuple[str, ...], str]]:
+    """(key path, text after "full: ") for every comment of params.yaml that states the full
+    profile's value; a comment line of its own belongs to the key above it."""
+    out, path, last = [], [], ()
+    for line in (ROOT / "params.yaml").read_text().splitlines():
+        body, _, comment = line.partition("#")
+        key = re.match(r"^(\s*)([A-Za-z_][\w-]*):", body)
+        if key:
+            depth = len(key.group(1)) // 2
+            path = [*path[:depth], key.group(2)]
+            last = tuple(path)
+        said = re.search(r"\bfull: ([^;)]+)", comment)
+        if said and last:
+            out.append((last, said.group(1).strip()))
+    return out
+
+
+def test_params_comments_state_the_full_profiles_values(tmp_path):
+    """params.yaml's comments say what `full` sets ("full: [2, 5, 10, 20]"): they must not drift
+    from profiles/full.yaml."""
+    import yaml
+
+    full = yaml.safe_load(project_params(tmp_path, "full").read_text())
+    said = full_comments()
+    assert len(said) >= 7, said  # every study section that full turns on says so
+    for path, text in said:
+        value = full
+        for key in path:
+            value = value[key]
+        if isinstance(value, dict):  # strategy variants: named in prose
+            assert all(name in text for name in value), (path, text, value)
+            continue
+        stated = yaml.safe_load(text.split(" (")[0])
+        if isinstance(value, list) and not isinstance(stated, list):
+            stated = [stated]
+        assert stated == value, (path, text, value)
