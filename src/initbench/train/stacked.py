@@ -1,13 +1,13 @@
 """Train K same-architecture MLPs at once, each exactly as it would train alone.
 
 Models that differ only in their initial weights (initializer, seed) are stacked along a model
-axis: layer l holds a kernel of shape (K, fan_in, fan_out) (the first one (fan_in, K, fan_out), see
-``FIRST_SIDE_BY_SIDE``), and one matrix product per layer runs all K models. The loss is the *sum* of the K
-models' losses, so the gradient with respect to model k's slice is exactly model k's own gradient;
-the optimizers (Adam, SGD with momentum: :mod:`initbench.train.optimizer`) are elementwise, with
-Keras' own update formulas, so each model follows the same trajectory it would follow alone on the
-same batches, up to float rounding. Every model sees the same batch order, which is also the cleaner
-experiment: only the initialization differs.
+axis: layer l holds a kernel of shape (K, fan_in, fan_out) (the first one (fan_in, K, fan_out),
+see ``FIRST_SIDE_BY_SIDE``), and one matrix product per layer runs all K models. The loss is the
+*sum* of the K models' losses, so the gradient with respect to model k's slice is exactly model
+k's own gradient; the optimizers (Adam, SGD with momentum: :mod:`initbench.train.optimizer`) are
+elementwise, with Keras' own update formulas, so each model follows the same trajectory it would
+follow alone on the same batches, up to float rounding. Every model sees the same batch order,
+which is also the cleaner experiment: only the initialization differs.
 
 The whole epoch -- gather the batch, forward, backward, update -- is one XLA-compiled
 ``tf.function`` over data resident as tensors, so the per-step Python and dispatch overhead that
@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from initbench.config import TrainConfig
+from initbench.init.lsuv import dense_layers
 from initbench.train.optimizer import StackedOptimizer
 from initbench.train.schedule import Schedule, steps_per_epoch
 
@@ -34,12 +35,6 @@ EPS_LOSS = 1e-7  # keras.backend.epsilon(): the clip Keras applies to probabilit
 def epoch_order(n: int, data_seed: int, epoch: int) -> np.ndarray:
     """The shuffled order of the n training examples in ``epoch`` (1-based) for ``data_seed``."""
     return np.random.default_rng([data_seed, epoch]).permutation(n)
-
-
-def weighted_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """The layers of ``model`` with a kernel and a bias (Conv2D, Dense), in order."""
-    return [layer for layer in model.layers
-            if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
 
 
 class StackedMLP:
@@ -81,7 +76,7 @@ class StackedMLP:
         return t if axis == 0 else tf.experimental.numpy.moveaxis(t, axis, 0)
 
     def _stacked(self, models: Sequence[keras.Model]) -> list[np.ndarray]:
-        per_model = [[w for layer in weighted_layers(m) for w in (layer.kernel.numpy(), layer.bias.numpy())]
+        per_model = [[w for layer in dense_layers(m) for w in (layer.kernel.numpy(), layer.bias.numpy())]
                      for m in models]
         shapes = {tuple(w.shape for w in weights) for weights in per_model}
         if len(shapes) != 1:
@@ -198,10 +193,11 @@ class StackedMLP:
 
     def write_back(self, models: Sequence[keras.Model]) -> None:
         """Copy each model's trained weights into its own Keras model (for saving)."""
+        values = [p.numpy() for p in self.params]
         for k, model in enumerate(models):
-            for i, layer in enumerate(weighted_layers(model)):
-                layer.kernel.assign(np.take(self.params[2 * i].numpy(), k, axis=self.model_axis(2 * i)))
-                layer.bias.assign(self.params[2 * i + 1][k].numpy())
+            for i, layer in enumerate(dense_layers(model)):
+                layer.kernel.assign(np.take(values[2 * i], k, axis=self.model_axis(2 * i)))
+                layer.bias.assign(values[2 * i + 1][k])
 
     def fit(
         self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, epochs: int,
