@@ -27,12 +27,14 @@ Usage: python bench/run.py [--cases e2e,trainer,deep,conv,overhead] [--repeats 2
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,6 +56,50 @@ def job(spec: dict) -> dict:
     if proc.returncode or not lines:
         raise RuntimeError(f"bench job {spec['mode']} failed:\n{proc.stderr[-3000:]}")
     return json.loads(lines[-1][7:])
+
+
+def lockstep(specs: list[dict]) -> list[dict]:
+    """Run the jobs side by side, one epoch at a time (worker.py's Gate): each turn goes to the job
+    that has done the smallest fraction of its model-epochs, so the naive job's ten minutes and the
+    stacked job's one are spread over the same stretch of the machine's time."""
+    with contextlib.ExitStack() as files:
+        errs = [files.enter_context(tempfile.TemporaryFile()) for _ in specs]
+        procs = [subprocess.Popen([sys.executable, str(ROOT / "bench" / "worker.py"),
+                                   json.dumps({**spec, "lockstep": True})],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                  text=True, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                 for spec, err in zip(specs, errs, strict=True)]
+        done: list[float] = [0.0] * len(procs)
+        results: list[dict | None] = [None] * len(procs)
+
+        def advance(i: int) -> None:  # read job i's output up to its next turn or its result
+            for line in procs[i].stdout:
+                if line.startswith("GATE "):
+                    done[i] = float(line[5:])
+                    return
+                if line.startswith("RESULT "):
+                    results[i] = json.loads(line[7:])
+                    return
+            procs[i].wait()
+            errs[i].seek(0)
+            raise RuntimeError(f"bench job {specs[i]['mode']} failed:\n"
+                               f"{errs[i].read().decode()[-3000:]}")
+
+        try:
+            for i in range(len(procs)):  # both started, data loaded: nothing timed has run yet
+                advance(i)
+            while None in results:
+                i = min((j for j, r in enumerate(results) if r is None), key=lambda j: done[j])
+                procs[i].stdin.write("go\n")
+                procs[i].stdin.flush()
+                advance(i)
+        except BaseException:
+            for proc in procs:
+                proc.kill()
+            raise
+        for proc in procs:
+            proc.wait()
+    return results
 
 
 def parity(naive: list, stacked: list) -> dict:
@@ -87,8 +133,9 @@ def trainer_case(base: dict, repeats: int, name: str = "trainer") -> dict:
     naive, stacked = [], []
     for r in range(repeats):
         print(f"{name} repeat {r + 1}/{repeats}", flush=True)
-        naive.append(job({**base, "mode": "naive"}))
-        stacked.append(job({**base, "mode": "stacked"}))
+        n, s = lockstep([{**base, "mode": "naive"}, {**base, "mode": "stacked"}])
+        naive.append(n)
+        stacked.append(s)
     me, n_train = base["models"] * base["epochs"], stacked[0]["n_train"]
     flops = None if "conv" in base else epoch_flops(base["hidden"], stacked[0]) * me
 

@@ -10,6 +10,11 @@ A trainer spec names a cell: params (params.yaml), data (processed .npz), initia
 params.yaml, or registry names), seeds, models (the first N of the cell, seed-major), hidden,
 activation, optimizer, lr, momentum, batch_size, epochs, train_limit (stratified subset, as the
 stage takes it; null = all) and diag_batch.
+
+With ``"lockstep": true`` a trainer job runs one epoch at a time: before its timed work and after
+every epoch it prints ``GATE <fraction of its model-epochs done>`` and waits for a line on stdin
+(run.py's ``lockstep`` lets the naive and the stacked job take turns, so both see the same hours
+of a drifting machine); the seconds it waited are not the job's.
 """
 
 from __future__ import annotations
@@ -57,6 +62,20 @@ def cell_and_members(spec: dict):
     return cell, members, data
 
 
+class Gate:
+    """The lockstep turn-taking above (a no-op unless the spec asks for it)."""
+
+    def __init__(self, spec: dict) -> None:
+        self.on, self.waited = bool(spec.get("lockstep")), 0.0
+
+    def __call__(self, done: float) -> None:
+        if self.on:
+            tic = time.perf_counter()
+            print(f"GATE {done}", flush=True)
+            sys.stdin.readline()
+            self.waited += time.perf_counter() - tic
+
+
 def sizes(data: dict) -> dict:
     return {"n_train": len(data["y_train"]), "n_val": len(data["y_val"])}
 
@@ -78,19 +97,25 @@ def run_naive(spec: dict) -> dict:
         def on_epoch_end(self, epoch, logs=None):  # after the validation pass
             epochs.append((1, epoch == 0, time.perf_counter() - self.start))
 
-    fit_seconds, accs, epochs = 0.0, [], []
+    class Turn(keras.callbacks.Callback):  # after EpochTimer: the wait is not the epoch's
+        def on_epoch_end(self, epoch, logs=None):
+            gate(len(epochs) / (len(members) * cell.train.epochs))
+
+    fit_seconds, accs, epochs, gate = 0.0, [], [], Gate(spec)
+    gate(0.0)
+    gate.waited = 0.0
     tic = time.perf_counter()
     for m in members:
         model = build(cell.model, m.spec, m.init_seed)
         data_dependent_init(model, m.spec, x, m.init_seed)
         compile_model(model, cell.train)
-        t = time.perf_counter()
+        t, waited = time.perf_counter(), gate.waited
         model.fit(x, y, batch_size=cell.train.batch_size, epochs=cell.train.epochs, shuffle=True,
-                  verbose=0, validation_data=(data["x_val"], data["y_val"]), callbacks=[EpochTimer()])
-        fit_seconds += time.perf_counter() - t
+                  verbose=0, validation_data=(data["x_val"], data["y_val"]), callbacks=[EpochTimer(), Turn()])
+        fit_seconds += time.perf_counter() - t - gate.waited + waited
         acc = model.evaluate(data["x_test"], data["y_test"], verbose=0)[1]
         accs.append([m.label, m.init_seed, float(acc)])
-    return {"seconds": time.perf_counter() - tic, "fit_seconds": fit_seconds,
+    return {"seconds": time.perf_counter() - tic - gate.waited, "fit_seconds": fit_seconds,
             "test_accuracy": accs, "epochs": epochs, **sizes(data)}
 
 
@@ -99,10 +124,28 @@ def run_stacked(spec: dict) -> dict:
     from initbench.train.cell import train_cell
 
     cell, members, data = cell_and_members(spec)
+    gate, total = Gate(spec), len(members) * cell.train.epochs
+
+    class Turn:  # train_cell's Tracker: only its after-epoch call is used
+        done = 0  # model-epochs of the stacks finished before this one
+
+        def start(self, stack): ...
+
+        def epoch(self, stack, epoch, rows):
+            gate((self.done + len(stack) * epoch) / total)
+
+        def finish(self, stack, results, models):
+            self.done += len(stack) * cell.train.epochs
+
+        def fail(self, stack): ...
+
+    gate(0.0)
+    gate.waited = 0.0
     tic = time.perf_counter()
-    results, timing = train_cell(cell, members, data, spec["diag_batch"], tracker=None,
-                                 log=lambda *_: None)
-    seconds = time.perf_counter() - tic
+    results, timing = train_cell(cell, members, data, spec["diag_batch"],
+                                 tracker=Turn() if gate.on else None, log=lambda *_: None)
+    seconds = time.perf_counter() - tic - gate.waited
+    timing["train_seconds"] -= gate.waited  # every wait fell inside a stack's fit
     stack_sizes, epochs, seen = [], [], set()
     for stack in timing["stacks"]:  # in training order; the first epoch of a size compiles it
         stack_sizes.append(stack["size"])
