@@ -113,20 +113,33 @@ def test_each_profiles_scratch_worktree_is_git_ignored(name):
     assert proc.returncode == 0, f".{name}/ is not in .gitignore"
 
 
+def comment_texts(tokens) -> list[str]:
+    """The text of every ruamel CommentToken in a (nested) list of them."""
+    if tokens is None:
+        return []
+    if isinstance(tokens, list):
+        return [text for token in tokens for text in comment_texts(token)]
+    return [tokens.value]
+
+
 def full_comments() -> list[tuple[tuple[str, ...], str]]:
     """(key path, text after "full: ") for every comment of params.yaml that states the full
-    profile's value; a comment line of its own belongs to the key above it."""
-    out, path, last = [], [], ()
-    for line in (ROOT / "params.yaml").read_text().splitlines():
-        body, _, comment = line.partition("#")
-        key = re.match(r"^(\s*)([A-Za-z_][\w-]*):", body)
-        if key:
-            depth = len(key.group(1)) // 2
-            path = [*path[:depth], key.group(2)]
-            last = tuple(path)
-        said = re.search(r"\bfull: ([^;)]+)", comment)
-        if said and last:
-            out.append((last, said.group(1).strip()))
+    profile's value, each with the key ruamel's round trip attaches it to (the comment after a
+    value and the comment lines below it; a flow list or mapping keeps its own)."""
+    from ruamel.yaml import YAML
+
+    out = []
+
+    def walk(node, path: tuple[str, ...]) -> None:
+        for key, value in node.items():
+            texts = comment_texts(node.ca.items.get(key))
+            texts += comment_texts(value.ca.comment if hasattr(value, "ca") else None)
+            said = {m.strip() for t in texts for m in re.findall(r"\bfull: ([^;)\n]+)", t)}
+            out.extend(((*path, key), text) for text in sorted(said))
+            if isinstance(value, dict):
+                walk(value, (*path, key))
+
+    walk(YAML().load(ROOT / "params.yaml"), ())
     return out
 
 
