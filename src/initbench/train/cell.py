@@ -124,14 +124,16 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
     timing: dict[str, Any] = {
         "train_seconds": 0.0, "diagnostics_seconds": 0.0, "test_seconds": 0.0, "model_epochs": 0,
         "n_params": 0, "stacks": []}
-    if members:  # the size of one model decides the stacks (an empty cell, e.g. no sweep: none)
-        timing["n_params"] = build(cell.model, members[0].spec, members[0].init_seed).count_params()
+    # The size of one model decides the stacks (an empty cell, e.g. no sweep: none); that model
+    # is then the first of its stack.
+    first = build(cell.model, members[0].spec, members[0].init_seed) if members else None
+    timing["n_params"] = first.count_params() if first is not None else 0
     xt, yt = tf.constant(data["x_test"]), tf.constant(data["y_test"])
     compiled: dict[int, StackedMLP] = {}  # by stack size: compiled once, reset for every stack
     plan_ = stacks(members, timing["n_params"])
     began = time.perf_counter()
     for number, stack in enumerate(plan_, start=1):
-        models = [build(cell.model, m.spec, m.init_seed) for m in stack]
+        models = [first if m is members[0] else build(cell.model, m.spec, m.init_seed) for m in stack]
         for model, m in zip(models, stack, strict=True):
             data_dependent_init(model, m.spec, x, m.init_seed)
         trainer = compiled.get(len(stack))

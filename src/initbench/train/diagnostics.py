@@ -19,6 +19,8 @@ network's, never the statistic's.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import tensorflow as tf
 
@@ -53,16 +55,15 @@ def _units(t: tf.Tensor) -> tf.Tensor:
     return t if t.shape.rank == 3 else tf.reshape(t, (t.shape[0], -1, t.shape[-1]))
 
 
-def signal_stats(stack: StackedMLP, x: np.ndarray, y: np.ndarray, activation: str) -> dict[str, np.ndarray]:
-    """stat name -> array (K, n_layers), in float64 (see the module docstring)."""
-    xt, yt = tf.constant(x), tf.constant(y)
+def _stats(stack: StackedMLP, xt: tf.Tensor, yt: tf.Tensor, activation: str) -> dict[str, tf.Tensor]:
+    """stat name -> (K, n_layers) float64 tensor (see the module docstring)."""
     kernels = stack.params[0::2]
     labels = stack._broadcast_y(yt)
     with tf.GradientTape() as tape:
         probs, pre, post = stack.forward(xt, collect=True)
         total = tf.reduce_sum(stack.losses(probs, labels))
     grads = tape.gradient(total, kernels)
-    out: dict[str, list[np.ndarray]] = {name: [] for name in STATS}
+    out: dict[str, list[tf.Tensor]] = {name: [] for name in STATS}
     last = len(kernels) - 1
     for i, (z, a, w, g) in enumerate(zip(pre, post, kernels, grads, strict=True)):
         w, g = stack.per_model(2 * i, w), stack.per_model(2 * i, g)
@@ -71,11 +72,27 @@ def signal_stats(stack: StackedMLP, x: np.ndarray, y: np.ndarray, activation: st
         out["pre_std"].append(tf.math.reduce_std(z, axis=(1, 2)))
         out["act_mean"].append(tf.reduce_mean(_f64(a), axis=(1, 2)))
         out["act_std"].append(tf.math.reduce_std(_f64(a), axis=(1, 2)))
-        out["dead_fraction"].append(_clipped(a, labels) if i == last else _dead(a, activation))
+        out["dead_fraction"].append(_f64(_clipped(a, labels) if i == last else _dead(a, activation)))
         out["grad_norm"].append(tf.norm(g, axis=(1, 2)))
         out["kernel_std"].append(tf.math.reduce_std(w, axis=(1, 2)))
-    return {k: np.stack([np.asarray(v, dtype=np.float64) for v in vals], axis=1)
-            for k, vals in out.items()}
+    return {k: tf.stack(vals, axis=1) for k, vals in out.items()}
+
+
+# One graph per stack and activation, traced on its first call and reused by every later stack of
+# its size (as the trainer's own programs are): eagerly, the ops' dispatch cost more than their
+# arithmetic (default cell: 59 -> 31 ms a call; same float64 values, bit for bit). The graph holds
+# its stack weakly, so the entry goes with the stack.
+_GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def signal_stats(stack: StackedMLP, x: np.ndarray, y: np.ndarray, activation: str) -> dict[str, np.ndarray]:
+    """stat name -> array (K, n_layers), in float64 (see the module docstring)."""
+    graphs = _GRAPHS.setdefault(stack, {})
+    if activation not in graphs:
+        ref = weakref.ref(stack)
+        graphs[activation] = tf.function(lambda xt, yt: _stats(ref(), xt, yt, activation),
+                                         autograph=False)
+    return {k: v.numpy() for k, v in graphs[activation](tf.constant(x), tf.constant(y)).items()}
 
 
 JACOBIAN_INPUTS = 8  # examples of the fixed batch whose Jacobians are pooled
