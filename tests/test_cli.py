@@ -18,9 +18,9 @@ SRC = ROOT / "src"
 HEAVY = ("tensorflow", "keras")
 
 
-def loaded_after(code: str) -> dict:
-    """Run ``code`` in a fresh interpreter from the project root; which heavy modules it loaded,
-    its exit status (a SystemExit is caught) and its output."""
+def loaded_after(code: str, heavy: tuple[str, ...] = HEAVY, env: dict | None = None) -> dict:
+    """Run ``code`` in a fresh interpreter from the project root; which ``heavy`` modules it
+    loaded, its exit status (a SystemExit is caught) and its output."""
     script = textwrap.dedent("""
         import contextlib, io, json, sys
         out, status = io.StringIO(), 0
@@ -31,8 +31,8 @@ def loaded_after(code: str) -> dict:
             status = exit.code
         print(json.dumps({{"loaded": [m for m in {heavy} if m in sys.modules],
                           "status": status, "output": out.getvalue()}}))
-    """).format(code=textwrap.indent(textwrap.dedent(code), " " * 8), heavy=HEAVY)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    """).format(code=textwrap.indent(textwrap.dedent(code), " " * 8), heavy=heavy)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
@@ -67,9 +67,39 @@ def test_an_unknown_cell_fails_before_tensorflow_loads():
     assert result["loaded"] == []
 
 
+def test_a_cell_with_no_model_is_written_without_tensorflow_or_mlflow(tmp_path, mnist):
+    """No learning-rate sweep (the default): its stage writes the cell's two directories, with
+    no member, in a second -- no TensorFlow, Keras or MLflow import, no MLflow run (the store is
+    never even created) -- and what it writes is the cell as the report reads it."""
+    from initbench.config import DataConfig
+    from initbench.data import normalize, processed
+    from initbench.results import read_cell
+
+    arrays, _ = normalize.build_arrays(mnist, DataConfig("mnist", 0.1, False, 0, 3000, 500))
+    npz, out, runs = tmp_path / "mnist.npz", tmp_path / "train" / "lr_sweep", tmp_path / "runs"
+    processed.save(npz, arrays)
+    store = tmp_path / "mlflow.db"
+    result = loaded_after(f"""
+        from initbench import cli
+        cli.main(["train", "--cell", "train_lr_sweep", "--set", "study.lr_sweep.learning_rates=[]",
+                  "--data", {str(npz)!r}, "--out", {str(out)!r}, "--runs", {str(runs)!r}])
+    """, heavy=(*HEAVY, "mlflow"), env={"MLFLOW_TRACKING_URI": f"sqlite:///{store}"})
+    assert result["status"] in (0, None), result
+    assert result["loaded"] == [] and not store.exists(), result
+    assert "lr_sweep: no model to train" in result["output"]
+    cell = read_cell(out)
+    assert cell["cell"] == "lr_sweep" and cell["members"] == []
+    assert cell["config"]["n_train"] == len(arrays["y_train"]) == 2700
+    assert sorted(p.name for p in out.iterdir()) == ["curves", "metrics", "results.json"]
+    record = json.loads((runs / "runs.json").read_text())
+    assert record["parent_run_id"] is None and record["runs"] == []
+    assert record["timing"]["model_epochs"] == 0
+
+
 @pytest.mark.parametrize("module", [
     "initbench.report.stage", "initbench.data.normalize", "initbench.data.download",
     "initbench.results", "initbench.config", "initbench.init.registry", "initbench.init.docs",
+    "initbench.train.records",
 ])
 def test_module_does_not_import_tensorflow(module):
     assert loaded_after(f"import {module}")["loaded"] == []
@@ -119,7 +149,8 @@ def test_the_graph_sees_the_layout(graph):
     assert {"initbench.train.stage", "initbench.report.stage", "initbench.data.normalize",
             "initbench.data.download", "initbench.train.cell", "initbench.init.registry"} <= set(graph)
     assert "initbench.train.cell" in graph["initbench.train.stage"]
-    assert "initbench.data.processed" in graph["initbench.train.stage"]
+    assert "initbench.train.records" in graph["initbench.train.stage"]
+    assert "initbench.data.processed" in graph["initbench.train.records"]
 
 
 STAGES = ("initbench.data.download", "initbench.data.normalize", "initbench.train.stage",

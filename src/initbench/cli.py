@@ -57,15 +57,20 @@ def cmd_normalize(args: argparse.Namespace, paths: Paths) -> None:
 def cmd_train(args: argparse.Namespace, paths: Paths) -> None:
     params = _params(args)
     args.cell = cell_from_stage(args.cell)
-    params.cell(args.cell)  # a clear error for an unknown cell, before TensorFlow loads
+    cell = params.cell(args.cell)  # a clear error for an unknown cell, before TensorFlow loads
+    data = Path(args.data) if args.data else paths.processed(cell.dataset)
+    out = Path(args.out) if args.out else paths.cell_dir(args.cell)
+    runs = Path(args.runs) if args.runs else paths.runs_dir(args.cell)
+    if not cell.initializers:  # e.g. no learning-rate sweep: no TensorFlow, no MLflow run
+        from initbench.train.records import run_empty_cell
+
+        run_empty_cell(params, args.cell, data, out, runs)
+        return
     from initbench import process
 
     with process.native_startup_silenced():
         from initbench.train.stage import run_cell
 
-    data = Path(args.data) if args.data else paths.processed(params.cell(args.cell).dataset)
-    out = Path(args.out) if args.out else paths.cell_dir(args.cell)
-    runs = Path(args.runs) if args.runs else paths.runs_dir(args.cell)
     result = run_cell(params, args.cell, data, out, runs, paths.root)
     t = result["timing"]
     print(f"{args.cell}: {len(result['members'])} models, {t['model_epochs']} model-epochs in "

@@ -25,7 +25,8 @@ def replay(params: Params, paths: Paths, cells: list[str] | None = None) -> dict
     import keras
 
     from initbench.train.cell import plan
-    from initbench.train.stage import cell_data, tracker
+    from initbench.train.records import cell_data
+    from initbench.train.stage import tracker
 
     names = cells or [c for c in params.cells() if (paths.cell_dir(c) / "results.json").is_file()]
     if not names:

@@ -27,6 +27,7 @@ import tensorflow as tf
 from initbench.config import CellConfig, ConvModelConfig, InitializerSpec, ModelConfig
 from initbench.train.diagnostics import jacobian_spectrum, signal_stats
 from initbench.train.model import build_model, data_dependent_init
+from initbench.train.records import empty_timing
 from initbench.train.schedule import steps_per_epoch
 from initbench.train.stacked import StackedMLP
 from initbench.train.stacked_conv import StackedCNN, build_cnn
@@ -121,9 +122,7 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
     x, y = data["x_train"], data["y_train"]
     xd, yd = x[:diag_batch], y[:diag_batch]
     results: list[dict[str, Any]] = []
-    timing: dict[str, Any] = {
-        "train_seconds": 0.0, "diagnostics_seconds": 0.0, "test_seconds": 0.0, "model_epochs": 0,
-        "n_params": 0, "stacks": []}
+    timing = empty_timing()
     # The size of one model decides the stacks (an empty cell, e.g. no sweep: none); that model
     # is then the first of its stack.
     first = build(cell.model, members[0].spec, members[0].init_seed) if members else None

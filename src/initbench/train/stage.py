@@ -9,13 +9,12 @@ pipeline's cell on each dataset, ``models/<label>/s<i>.keras`` per seed (ordinar
 compiled with the cell's optimizer). Every model has its own MLflow run
 (:mod:`initbench.modelruns`, deliberately not a dependency of this stage); if the store fails
 mid-training, training goes on and both directories are written: the failure is one warning line
-and ``runs.json`` records it.
+and ``runs.json`` records it. What these files hold, and a cell with no model (written without
+TensorFlow or an MLflow run): :mod:`initbench.train.records`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,38 +24,16 @@ import mlflow
 
 from initbench import modelruns, tracking
 from initbench.config import CellConfig, Params
-from initbench.data import processed
-from initbench.paths import (
-    CELL_FILES,
-    MODELS_DIR,
-    RUN_FILES,
-    RUNS_FILE,
-    atomic_output,
-    check_output,
-    sha256_file,
-    stage_of_cell,
-)
-from initbench.results import write_cell
+from initbench.paths import MODELS_DIR, sha256_file, stage_of_cell
 from initbench.train.cell import Member, plan, train_cell
 from initbench.train.model import compile_model, initializer_params
+from initbench.train.records import cell_data, cell_outputs, cell_params, cell_results, write_records
 from initbench.train.schedule import steps_per_epoch
 
 
 def model_path(member: Member) -> str:
     """Where a baseline model is saved, relative to the cell's runs directory."""
     return f"{MODELS_DIR}/{member.label}/s{member.seed_index}.keras"
-
-
-def cell_params(params: Params, cell: CellConfig, n_train: int) -> dict[str, Any]:
-    """The MLflow params every model of a cell shares (the same keys in every cell)."""
-    out: dict[str, Any] = {"cell": cell.name, "n_train": n_train}
-    out.update({f"data.{k}": v for k, v in dataclasses.asdict(params.data).items()})
-    out["data.dataset"] = cell.dataset  # a study.datasets cell reads another dataset
-    out.update(cell.model.params())
-    # train.seed is the cell's base seed, not a model's: each model logs init_seed and data_seed.
-    out.update({f"train.{k}": v for k, v in dataclasses.asdict(cell.train).items() if k != "seed"})
-    out["study.vary_data_order"] = params.study.vary_data_order
-    return out
 
 
 def save_model(cell: CellConfig, runs_dir: Path, n_train: int) -> Callable[[Member, keras.Model], str]:
@@ -71,14 +48,6 @@ def save_model(cell: CellConfig, runs_dir: Path, n_train: int) -> Callable[[Memb
         model.save(path)
         return model_path(m)
     return save
-
-
-def cell_data(params: Params, cell: CellConfig, data_npz: Path) -> dict[str, Any]:
-    """The processed arrays a cell trains on (its stratified training subset, if any)."""
-    data = processed.load(data_npz)
-    data["x_train"], data["y_train"] = processed.stratified_subset(
-        data["x_train"], data["y_train"], cell.train_limit, params.data.split_seed)
-    return data
 
 
 def tracker(params: Params, cell: CellConfig, data: dict[str, Any], data_npz: Path, root: Path,
@@ -103,29 +72,22 @@ def run_cell(params: Params, cell_name: str, data_npz: Path, out_dir: Path, runs
              root: Path) -> dict[str, Any]:
     """Run the stage for one cell; return what was written to results.json and runs.json."""
     cell = params.cell(cell_name)
-    # Before any work: a wrong output path fails in a second, and so does a store that is down.
-    check_output(out_dir, CELL_FILES)
-    check_output(runs_dir, RUN_FILES)
-    tracking.use_project_store()
-    data = cell_data(params, cell, data_npz)
-    members = plan(cell, params.train.seed, params.study.vary_data_order)
-    print(f"{cell.name}: {len(cell.initializers)} initializers ({', '.join(cell.initializers)}) x "
-          f"{cell.seeds} seeds = {len(members)} models, {cell.train.epochs} epochs each, on "
-          f"{len(data['y_train'])} images; writes {out_dir} and {runs_dir}; MLflow: "
-          f"{mlflow.get_tracking_uri()}, experiment {params.experiment!r}")
-    with (atomic_output(out_dir, CELL_FILES) as tmp, atomic_output(runs_dir, RUN_FILES) as runs_tmp,
-          tracking.parent_run(params.experiment, root) as (parent, exp)):
-        runs_tmp.mkdir()
-        save = save_model(cell, runs_tmp, len(data["y_train"])) if cell.save_models else None
-        with tracker(params, cell, data, data_npz, root, parent, exp, save) as runs:
-            results, timing = train_cell(cell, members, data, params.study.diagnostics_batch, runs)
-        out = {"cell": cell.name, "activation": cell.model.activation,
-               "depth": (cell.model.n_layers - 1
-                         if cell.name.startswith(("depth-", "phase-", "conv-")) else None),
-               "config": cell_params(params, cell, len(data["y_train"])), "members": results}
-        tmp.mkdir()
-        write_cell(tmp, out)
-        record = {"cell": cell.name, "parent_run_id": parent, "tracking_error": runs.error,
-                  "timing": timing, "runs": runs.records}
-        (runs_tmp / RUNS_FILE).write_text(json.dumps(record, indent=1) + "\n")
-    return {**out, **record}
+    with cell_outputs(out_dir, runs_dir) as (tmp, runs_tmp):
+        # Before any training: a store that is down fails in seconds (the outputs are checked).
+        tracking.use_project_store()
+        data = cell_data(params, cell, data_npz)
+        members = plan(cell, params.train.seed, params.study.vary_data_order)
+        print(f"{cell.name}: {len(cell.initializers)} initializers ({', '.join(cell.initializers)}) x "
+              f"{cell.seeds} seeds = {len(members)} models, {cell.train.epochs} epochs each, on "
+              f"{len(data['y_train'])} images; writes {out_dir} and {runs_dir}; MLflow: "
+              f"{mlflow.get_tracking_uri()}, experiment {params.experiment!r}")
+        with tracking.parent_run(params.experiment, root) as (parent, exp):
+            save = save_model(cell, runs_tmp, len(data["y_train"])) if cell.save_models else None
+            with tracker(params, cell, data, data_npz, root, parent, exp, save) as runs:
+                members_out, timing = train_cell(cell, members, data, params.study.diagnostics_batch,
+                                                 runs)
+            results = cell_results(params, cell, len(data["y_train"]), members_out)
+            record = {"cell": cell.name, "parent_run_id": parent, "tracking_error": runs.error,
+                      "timing": timing, "runs": runs.records}
+            write_records(tmp, runs_tmp, results, record)
+    return {**results, **record}
