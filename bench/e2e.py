@@ -6,8 +6,8 @@ training split; every model tested, logged to MLflow and saved, then compared.
 
   (a) initbench: ``dvc repro`` in a fresh copy of the project (params.yaml: those initializers,
       study.seeds 1, only the pipeline's cell) that already holds the processed archive -- so it
-      runs the stages train, train_lr_sweep (empty) and report; MLflow goes to the copy's own
-      default store (mlflow.db).
+      runs the stages train, train_lr_sweep (no model: written without TensorFlow) and report;
+      MLflow goes to the copy's own default store (mlflow.db).
   (b) bench/article_keras.py, the same work written as a user would (one model.fit each).
 
 One template copy per invocation (files of the working tree, data/raw/<dataset>, params, git,
@@ -32,7 +32,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 ARTICLE = {"random_normal": {"stddev": 0.05}, "gaussian": {"mean": 0.0, "stddev": 0.1},
            "glorot_uniform": None, "he_normal": None}
-# The learning-rate sweep's stage always exists: with no other rate it trains nothing.
+# The learning-rate sweep's stage always exists: with no other rate it writes an empty cell.
 EXPECTED_STAGES = {"train", "train_lr_sweep", "report"}
 TARGET = 4.0
 
