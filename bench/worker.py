@@ -68,6 +68,11 @@ class Gate:
     def __init__(self, spec: dict) -> None:
         self.on, self.waited = bool(spec.get("lockstep")), 0.0
 
+    def start(self) -> None:
+        """The first turn, before the timed work (its wait is not counted)."""
+        self(0.0)
+        self.waited = 0.0
+
     def __call__(self, done: float) -> None:
         if self.on:
             tic = time.perf_counter()
@@ -102,8 +107,7 @@ def run_naive(spec: dict) -> dict:
             gate(len(epochs) / (len(members) * cell.train.epochs))
 
     fit_seconds, accs, epochs, gate = 0.0, [], [], Gate(spec)
-    gate(0.0)
-    gate.waited = 0.0
+    gate.start()
     tic = time.perf_counter()
     for m in members:
         model = build(cell.model, m.spec, m.init_seed)
@@ -139,8 +143,7 @@ def run_stacked(spec: dict) -> dict:
 
         def fail(self, stack): ...
 
-    gate(0.0)
-    gate.waited = 0.0
+    gate.start()
     tic = time.perf_counter()
     results, timing = train_cell(cell, members, data, spec["diag_batch"],
                                  tracker=Turn() if gate.on else None, log=lambda *_: None)

@@ -19,7 +19,7 @@ from typing import Any
 
 from initbench.config import CellConfig, Params
 from initbench.data import processed
-from initbench.paths import CELL_FILES, RUN_FILES, RUNS_FILE, atomic_output, check_output
+from initbench.paths import CELL_FILES, RUN_FILES, RUNS_FILE, atomic_output
 from initbench.results import write_cell
 
 
@@ -61,9 +61,8 @@ def cell_results(params: Params, cell: CellConfig, n_train: int,
 @contextmanager
 def cell_outputs(out_dir: Path, runs_dir: Path) -> Iterator[tuple[Path, Path]]:
     """Fresh (results, runs) directories that replace ``out_dir`` and ``runs_dir`` when the block
-    succeeds; both are checked before any work, and nothing half-written is ever left."""
-    check_output(out_dir, CELL_FILES)
-    check_output(runs_dir, RUN_FILES)
+    succeeds; both are checked (:func:`atomic_output`) before any work, and nothing half-written
+    is ever left."""
     with atomic_output(out_dir, CELL_FILES) as tmp, atomic_output(runs_dir, RUN_FILES) as runs_tmp:
         tmp.mkdir()
         runs_tmp.mkdir()
