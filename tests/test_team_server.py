@@ -1,11 +1,13 @@
 """The shared tracking server (``deploy/tracking-server``): PostgreSQL + ``mlflow server`` with
 served artifacts, on loopback. The small pipeline runs against it once; runs, metrics, a logged
-model and the report's figures read back through its API, and again after a restart."""
+model and the report's figures read back through its API, and again after a restart. Bad settings
+are refused in one line before anything starts; a given state directory keeps its mode."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -27,6 +29,17 @@ def _settings(state: Path) -> dict[str, str]:
             "INITBENCH_SERVER_PORT": str(free_port()), "INITBENCH_PG_PORT": str(free_port())}
 
 
+def _running(path: Path) -> bool:
+    """Whether any process (postgres -D, mlflow --artifacts-destination) names ``path``."""
+    return str(path) in subprocess.run(["ps", "-eo", "args", "ww"], capture_output=True, text=True).stdout
+
+
+def _one_line(proc: subprocess.CompletedProcess, starts: str) -> str:
+    line = proc.stderr.strip()
+    assert proc.returncode == 2 and line.startswith(f"tracking-server: {starts}") and "\n" not in line
+    return line
+
+
 @pytest.fixture(scope="module")
 def server(env):
     """A server in a fresh state directory, started by the deploy script; stopped at the end."""
@@ -34,6 +47,8 @@ def server(env):
     # As root, PostgreSQL runs as `postgres`, which must reach the state directory.
     top = Path(tempfile.mkdtemp(prefix="initbench-server-"))
     top.chmod(0o755)
+    (top / "state").mkdir()  # a given directory (1777): it keeps its mode
+    (top / "state").chmod(0o1777)
     senv = {**env, **_settings(top / "state")}
     try:
         out = run([SCRIPT, "start"], ROOT, senv).stdout
@@ -52,14 +67,25 @@ def server(env):
     ({"INITBENCH_SERVER_PORT": "80; rm -rf /"}, "INITBENCH_SERVER_PORT is '80; rm -rf /'; expected"),
     ({"INITBENCH_DB_NAME": "Robert'); DROP"}, "INITBENCH_DB_NAME is 'Robert'); DROP'; expected a"),
     ({"INITBENCH_SERVER_DIR": "relative/dir"}, "INITBENCH_SERVER_DIR is 'relative/dir'; expected an"),
+    ({"INITBENCH_SERVER_DIR": "/no/such/$(id)"}, "INITBENCH_SERVER_DIR is '/no/such/$(id)'; expected an"),
+    ({"INITBENCH_SERVER_HOST": "0.0.0.0 --workers 9"}, "INITBENCH_SERVER_HOST is '0.0.0.0 --workers 9';"),
+    ({"INITBENCH_DB_USER": "pg_team"}, "INITBENCH_DB_USER is 'pg_team'; PostgreSQL reserves"),
+    *[({"INITBENCH_DB_PASSWORD": pw}, "INITBENCH_DB_PASSWORD holds a newline, tab, other control or "
+       "non-ASCII character (not shown); allowed: printable ASCII, space to ~")
+      for pw in ("first line\nsecond line", "tab\there", "pässwörd")],
 ])
 def test_bad_settings_fail_in_one_line_before_any_work(env, tmp_path, change, message):
     senv = {**env, **_settings(tmp_path / "state"), **change}
     proc = run([SCRIPT, "start"], ROOT, senv, check=False)
-    assert proc.returncode == 2
-    line = proc.stderr.strip()
-    assert line.startswith(f"tracking-server: {message}") and "\n" not in line
-    assert not (tmp_path / "state").exists()
+    _one_line(proc, message)
+    assert not (tmp_path / "state").exists() and not _running(tmp_path)
+    assert not change.get("INITBENCH_DB_PASSWORD") or change["INITBENCH_DB_PASSWORD"] not in proc.stderr
+
+
+def test_a_given_state_directory_keeps_its_mode(server):
+    state = Path(server[1]["INITBENCH_SERVER_DIR"])
+    assert stat.S_IMODE(state.stat().st_mode) == 0o1777
+    assert stat.S_IMODE((state / "postgres").stat().st_mode) == 0o700
 
 
 def test_the_pipeline_logs_to_the_server_and_a_restart_loses_nothing(server, env, tmp_path):
