@@ -11,6 +11,7 @@ experiment succeeded, FAILED otherwise, KILLED if interrupted (the queue is then
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import time
@@ -19,17 +20,51 @@ from pathlib import Path
 
 from initbench import config
 
+SWEEP_FORM = ("key=value, key=v1,v2,..., key=range(start,stop[,step]) or key=choice(v1,v2,...) "
+              "(DVC's -S sweep syntax, Hydra's override grammar; a list [a,b] is one value)")
+MAX_EXPERIMENTS = 1000  # per sweep: each is a DVC experiment and a validation of params.yaml
+
 
 def grid(overrides: Sequence[str]) -> list[list[str]]:
     """``["a=1,2", "b=x"]`` -> ``[["a=1", "b=x"], ["a=2", "b=x"]]``: DVC's own expansion of its -S
-    sweep syntax (Hydra's: ``a=1,2``, ``a=range(1,3)``; a list value ``[128,64]`` is one value)."""
+    sweep syntax (Hydra's: ``a=1,2``, ``a=range(1,3)``; a list value ``[128,64]`` is one value).
+    A value it cannot parse fails naming that ``--set``, keeping the parser's reason; a grid of
+    more than ``MAX_EXPERIMENTS`` fails before it is expanded."""
+    from dvc.exceptions import InvalidArgumentError
     from dvc.utils.hydra import get_hydra_sweeps
+    from hydra.errors import HydraException
 
+    total = 1
     for item in overrides:
         key, sep, values = item.partition("=")
         if not sep or not key or not values:
             raise config.ConfigError(f"--set {item!r}: expected key=value[,value...]")
+        try:  # one at a time, so the error names the argument
+            total *= _count(item)
+            if total <= MAX_EXPERIMENTS:
+                get_hydra_sweeps({"params.yaml": [item]})  # DVC's own checks (no glob)
+        except (HydraException, InvalidArgumentError, ValueError) as err:
+            lines = [ln for ln in str(err).splitlines() if ln.strip() and not ln.startswith(
+                ("See https://hydra.cc", "Error parsing override"))]
+            reason = " ".join(" ".join(lines).split()) or type(err).__name__
+            raise config.ConfigError(f"--set {item!r}: got {values!r}, which the sweep syntax "
+                                     f"does not accept ({reason}); allowed: {SWEEP_FORM}") from None
+        if total > MAX_EXPERIMENTS:
+            raise config.ConfigError(f"--set {item!r}: the grid so far has more than "
+                                     f"{MAX_EXPERIMENTS} combinations; allowed: at most "
+                                     f"{MAX_EXPERIMENTS} experiments in one sweep")
     return [combo["params.yaml"] for combo in get_hydra_sweeps({"params.yaml": list(overrides)})]
+
+
+def _count(item: str) -> int:
+    """Values of one ``--set`` (a range is counted lazily, never expanded past the limit)."""
+    from dvc.utils.hydra import to_hydra_overrides
+    from hydra.core.override_parser.types import ValueType
+
+    (override,) = to_hydra_overrides([item])
+    if not override.is_discrete_sweep() or override.value_type == ValueType.GLOB_CHOICE_SWEEP:
+        return 1  # a value, or a sweep DVC refuses (its own message follows)
+    return sum(1 for _ in itertools.islice(override.sweep_string_iterator(), MAX_EXPERIMENTS + 1))
 
 
 def validate(params_path: Path, combos: list[list[str]]) -> None:
@@ -88,5 +123,5 @@ def run_sweep(root: Path, params_path: Path, overrides: Sequence[str], jobs: int
                            capture_output=True, check=False)
         raise
     finally:
-        client.set_terminated(parent, status)
+        tracking.end_run(parent, status)
     return status

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from initbench.config import memory
 from initbench.config.cells import cells_of
 from initbench.config.checks import (
     ACTIVATIONS,
@@ -23,6 +24,7 @@ from initbench.config.checks import (
     ConfigError,
     _fail,
     _section,
+    _string_keys,
     _unknown,
 )
 from initbench.config.sections import (
@@ -133,9 +135,11 @@ def _initializer_map(raw: Any, field: str, activations: Sequence[str]) -> Mappin
 
 
 def from_dict(raw: Any) -> Params:
-    """Validate a parsed params mapping into :class:`Params`."""
+    """Validate a parsed params mapping into :class:`Params`, each cell's memory included
+    (:mod:`initbench.config.memory`)."""
     if not isinstance(raw, Mapping):
         _fail("<top level>", raw, "a mapping")
+    _string_keys(raw)
     top = ("experiment", "data", "model", "train", "initializers", "study")
     unknown = sorted(set(raw) - {*top, "registered_model"})
     if unknown:
@@ -167,7 +171,7 @@ def from_dict(raw: Any) -> Params:
     grids["lr_sweep"] = _section(LrSweepConfig, study.get("lr_sweep"), "study.lr_sweep")
     grids["datasets"] = _section(DatasetsConfig, study.get("datasets"), "study.datasets")
     grids["strategies"] = parse_strategies(study.get("strategies"), grids["depth"])
-    return Params(
+    params = Params(
         experiment=raw["experiment"],
         registered_model=registered,
         data=_section(DataConfig, raw["data"], "data"),
@@ -176,6 +180,8 @@ def from_dict(raw: Any) -> Params:
         initializers=_initializer_map(raw["initializers"], "initializers", [model.activation]),
         study=_section(StudyConfig, study, "study", **grids),
     )
+    memory.check(params)  # every value within its bounds; now does each cell fit?
+    return params
 
 
 def load(path: Path, overrides: Sequence[str] = ()) -> Params:

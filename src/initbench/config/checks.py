@@ -40,6 +40,19 @@ def _unknown(prefix: str, key: Any, known: Sequence[str]) -> typing.NoReturn:
     raise ConfigError(f"params: {prefix}{key}: unknown key{hint}; known keys: {', '.join(known)}")
 
 
+def _string_keys(node: Any, prefix: str = "") -> None:
+    """Every mapping key is a name: a YAML key ``1``, ``true`` or ``null`` would otherwise reach
+    code that sorts or formats keys as strings."""
+    items = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(
+        node, list) else ()
+    for key, value in items:
+        where = f"{prefix}[{key}]" if isinstance(node, list) else f"{prefix}{'.' if prefix else ''}{key}"
+        if isinstance(node, Mapping) and not isinstance(key, str):
+            _fail(prefix or "<top level>", key, "keys that are names (quote a key that YAML reads "
+                  "as a number, true/false or null)")
+        _string_keys(value, where)
+
+
 # Bounds that keep a typo from reaching the trainer: far above any sensible value, far below
 # what would exhaust memory or integer ranges (seed + i must stay a valid 31-bit seed).
 MAX_WIDTH, MAX_LAYERS, MAX_BATCH, MAX_EPOCHS, MAX_SEED = 65_536, 100, 65_536, 10_000, 2**31 - 10_001

@@ -23,6 +23,7 @@ from initbench.config.checks import (
     SCHEDULES,
     ConfigError,
     _choose,
+    _coerce,
     _fail,
 )
 from initbench.data.datasets import DATASETS
@@ -162,7 +163,7 @@ class InitializerSpec:
         if not isinstance(raw, Mapping):
             _fail(field, raw, "null, a registry name, or a mapping {name: ..., <args>}")
         args = dict(raw)
-        name = args.pop("name", label)
+        name = _coerce(f"{field}.name", args.pop("name", label), str)
         try:
             resolved = initializers.resolve_args(name, args)
         except initializers.InitializerError as err:

@@ -67,6 +67,13 @@ class ConvConfig(DepthConfig):
 
     prefix: typing.ClassVar[str] = "study.conv"
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if 1 in self.depths:  # its second pooled stage would hold no convolution: no such CNN
+            _fail("study.conv.depths", list(self.depths),
+                  f"a list of distinct integers in [2, {MAX_LAYERS}] (conv layers in two pooled "
+                  "stages: at least one each) ([]: none)")
+
 
 @dataclass(frozen=True)
 class PhaseConfig(GridConfig):
