@@ -19,13 +19,13 @@ This is the train stage's tracker (``initbench.train.cell.Tracker``). It lives o
 are logged never retrains a cell. What the stage decides (a model's params, where its ``.keras``
 file goes) is passed in. Every store write is shielded from interrupts
 (:func:`initbench.process.shielded`); the first store failure ends the logging, not the training:
-it is printed once and kept in :attr:`ModelRuns.error`.
+it is printed once and kept in :attr:`ModelRuns.error`. Every run ends through
+:func:`initbench.tracking.end_run`, whatever stops the cell: a failure or an interrupt ends the
+open runs FAILED or KILLED.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 import time
 import warnings
@@ -40,53 +40,9 @@ from mlflow.entities import DatasetInput, InputTag, Metric
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-from initbench import process, tracking
+from initbench import mlflowlog, process, tracking
 from initbench.report.tables import comparison_columns
 from initbench.results import epochs_to_reach, initializer_summary, mean_curve
-
-
-def portable_copy(model: Any) -> Any:
-    """The same network and weights, with every initializer replaced by Keras' ``Zeros``: an
-    initializer only matters before training, and a model that names none of initbench's custom
-    initializers loads anywhere (``mlflow.keras.load_model``, ``mlflow.pyfunc.load_model``)
-    without initbench installed."""
-    import keras
-
-    config = model.get_config()
-    zeros = keras.initializers.serialize(keras.initializers.Zeros())
-    for layer in config["layers"]:
-        for key in ("kernel_initializer", "bias_initializer"):
-            if key in layer["config"]:
-                layer["config"][key] = zeros
-    copy = keras.Model.from_config(config)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-@contextmanager
-def _example_directory_created() -> Iterator[None]:
-    """Work around mlflow/mlflow#16183 (open): ``mlflow.keras.log_model`` writes the input
-    example before it creates the model's directory. Create it first, as the proposed fix does."""
-    import keras
-    from mlflow.keras import save
-
-    original = save._save_example
-
-    def save_example(model: Any, example: Any, path: str, *args: Any, **kwargs: Any) -> Any:
-        os.makedirs(path, exist_ok=True)
-        return original(model, example, path, *args, **kwargs)
-
-    save._save_example = save_example
-    # MLflow checks the example with model.predict: no progress bar, no retracing warnings.
-    tf_logger, level = logging.getLogger("tensorflow"), logging.getLogger("tensorflow").level
-    tf_logger.setLevel(logging.ERROR)
-    keras.utils.disable_interactive_logging()
-    try:
-        yield
-    finally:
-        save._save_example = original
-        tf_logger.setLevel(level)
-        keras.utils.enable_interactive_logging()
 
 
 def dataset_input(x: np.ndarray, y: np.ndarray, source: Path, name: str, sha: str) -> DatasetInput:
@@ -121,13 +77,18 @@ class ModelRuns:
     def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
         status = ("FINISHED" if kind is None else
                   "KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED")
-        for key, (run_id, _) in self.groups.items():
+        # Models still open -- a caller that stopped without fail(), as `initbench log` does --
+        # end with the cell (FAILED if it ended without them).
+        ends = [(None, run_id, status if kind else "FAILED") for run_id in self.open.values()]
+        ends += [(key, run_id, status) for key, (run_id, _) in self.groups.items()]
+        self.open.clear()
+        for key, run_id, end in ends:
             if self.error:
                 return
             with self._store():
-                if status == "FINISHED":
+                if end == "FINISHED":
                     self._summarise(run_id, self.done.get(key, []))
-                self.client.set_terminated(run_id, status)
+                tracking.end_run(run_id, end)
 
     @contextmanager
     def _store(self) -> Iterator[None]:
@@ -163,7 +124,7 @@ class ModelRuns:
             shared = {k: v for k, v in self.member_params(m).items() if self.cell == "baseline"
                       and k.startswith("initializer.") and not k.startswith("initializer.keras.")
                       and "seed" not in k}
-            tracking.log_params(run.info.run_id, {**self.base, **shared})
+            mlflowlog.log_params(run.info.run_id, {**self.base, **shared})
             self.client.log_inputs(run.info.run_id, datasets=[self.dataset])
         return self.groups[key]
 
@@ -176,12 +137,12 @@ class ModelRuns:
                                   "comparison.json")
             return
         summary = initializer_summary(results)
-        tracking.log_params(run_id, {"seeds": summary.pop("seeds")})
+        mlflowlog.log_params(run_id, {"seeds": summary.pop("seeds")})
         metrics = [Metric(k, float(v), now, 0) for k, v in summary.items()
                    if isinstance(v, int | float) and not isinstance(v, bool)]
         metrics += [Metric(k, float(v), now, row["epoch"]) for row in mean_curve(results)
                     for k, v in row.items() if k != "epoch"]
-        tracking.log_metrics(run_id, metrics)
+        mlflowlog.log_metrics(run_id, metrics)
 
     def start(self, stack: Sequence[Any]) -> None:
         for m in stack:
@@ -197,15 +158,15 @@ class ModelRuns:
                         "initbench.cell": self.cell, "initbench.label": m.label,
                         "initbench.seed_index": str(m.seed_index)}).info.run_id
                 self.open[m.label, m.seed_index] = run_id
-                tracking.log_params(run_id, {**self.base, **self.member_params(m)})
+                mlflowlog.log_params(run_id, {**self.base, **self.member_params(m)})
                 self.client.log_inputs(run_id, datasets=[self.dataset])
 
     def epoch(self, stack: Sequence[Any], epoch: int, rows: Sequence[dict[str, float]]) -> None:
         for m, row in zip(stack, rows, strict=True):
             if (m.label, m.seed_index) in self.open and not self.error:
                 with self._store():
-                    tracking.log_metrics_batch(self.open[m.label, m.seed_index], epoch,
-                                               {k: v for k, v in row.items() if k != "epoch"})
+                    mlflowlog.log_metrics_batch(self.open[m.label, m.seed_index], epoch,
+                                                {k: v for k, v in row.items() if k != "epoch"})
 
     def finish(self, stack: Sequence[Any], results: list[dict[str, Any]], models: list[Any]) -> None:
         for m, r, model in zip(stack, results, models, strict=True):
@@ -218,7 +179,7 @@ class ModelRuns:
             if run_id is not None and not self.error:
                 with self._store():
                     self._log(run_id, r, model if self.save is not None else None, m)
-                    self.client.set_terminated(self.open.pop((m.label, m.seed_index)), "FINISHED")
+                    tracking.end_run(self.open.pop((m.label, m.seed_index)), "FINISHED")
 
     def _log(self, run_id: str, r: dict[str, Any], model: Any, m: Any) -> None:
         now = int(time.time() * 1000)
@@ -232,25 +193,15 @@ class ModelRuns:
         metrics += [Metric(f"diag.{stat}.L{layer}", float(v), now, epoch)
                     for stat, per_epoch in r["diagnostics"].items()
                     for epoch, layers in enumerate(per_epoch) for layer, v in enumerate(layers)]
-        tracking.log_metrics(run_id, metrics)
+        mlflowlog.log_metrics(run_id, metrics)
         self.client.log_dict(run_id, {"layers": "L0 = first hidden layer ... last = output layer",
                                       "epochs": "index 0 = at initialization, i = after epoch i",
                                       **r["diagnostics"]}, "diagnostics.json")
         self.client.log_dict(run_id, {"classes": list(range(len(r["confusion"]))),
                                       "matrix": r["confusion"]}, "confusion.json")
-        if model is None:
-            return
-        import keras
-        import tensorflow as tf
-
-        portable = portable_copy(model)
-        if self.signature is None:
-            self.signature = mlflow.models.infer_signature(self.sample, portable(self.sample).numpy())
-        with mlflow.start_run(run_id=run_id), _example_directory_created():
-            mlflow.keras.log_model(
-                portable, name=f"{m.label}-s{m.seed_index}", signature=self.signature,
-                input_example=self.sample,
-                pip_requirements=[f"tensorflow-cpu=={tf.__version__}", f"keras=={keras.__version__}"])
+        if model is not None:
+            self.signature = mlflowlog.log_keras_model(run_id, model, f"{m.label}-s{m.seed_index}",
+                                                       self.sample, self.signature)
 
     def fail(self, stack: Sequence[Any]) -> None:
         # Ctrl-C and SIGTERM (which the CLI turns into KeyboardInterrupt) end a run as KILLED.
@@ -259,4 +210,4 @@ class ModelRuns:
             run_id = self.open.pop((m.label, m.seed_index), None)
             if run_id is not None and not self.error:
                 with self._store():
-                    self.client.set_terminated(run_id, status)
+                    tracking.end_run(run_id, status)

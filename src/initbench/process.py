@@ -8,11 +8,13 @@ on as an orphan and write outputs DVC never records; a watchdog thread sends it 
 What SIGKILL leaves behind is cleaned at the next start (``paths.atomic_output``,
 ``tracking.reap_orphans``, which uses :func:`owner` to tell dead writers from live ones).
 
-An interrupt must never land inside a write to the MLflow store: SQLAlchemy interrupted between
+An interrupt should not land inside a write to the MLflow store: SQLAlchemy interrupted between
 statements can leave SQLite locked, and the cleanup that ends the runs as KILLED then fails. Store
-writes therefore run :func:`shielded`: an interrupt that arrives meanwhile is raised when the write
-is done. SIGTERM is honoured once: the watchdog and a scheduler may both send one, and the second
-must not cut the cleanup of the first short.
+writes therefore run :func:`shielded`: an interrupt that arrives meanwhile is held until the write
+is done -- but never for long: a second interrupt, or the grace a remote store is given
+(:func:`set_grace`; a hung HTTP request holds no lock of ours), raises it at once. Once the stage is
+stopping, a further SIGTERM is ignored (the watchdog and a scheduler may both send one; the cleanup
+is bounded and must not be cut short); a further Ctrl-C is the user's and is handled as the first.
 """
 
 from __future__ import annotations
@@ -30,33 +32,74 @@ from types import FrameType
 import psutil
 
 
-class _Shield:
+class _Stop:
     depth = 0  # how many shielded() blocks the main thread is in
-    pending: KeyboardInterrupt | None = None
+    pending: KeyboardInterrupt | None = None  # an interrupt a shield holds back
+    grace: float | None = None  # how long a shield may hold one (None: until the block ends)
+    stopping = False  # an interrupt has been raised: the stage is ending
+    cut_short = False  # ... from inside a shielded block (the store call did not return)
+    note = "open MLflow runs marked KILLED"  # how the stage's runs ended, for its last line
+
+
+def _raise(err: KeyboardInterrupt, inside: bool) -> None:
+    signal.setitimer(signal.ITIMER_REAL, 0)  # no deadline left to fire
+    _Stop.pending, _Stop.stopping = None, True
+    _Stop.cut_short = _Stop.cut_short or inside
+    raise err
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    if signum == signal.SIGTERM:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    err = KeyboardInterrupt("SIGTERM" if signum == signal.SIGTERM else "")
-    if _Shield.depth:
-        _Shield.pending = _Shield.pending or err
+    if signum == signal.SIGTERM and _Stop.stopping:
         return
-    raise err
+    err = KeyboardInterrupt("SIGTERM" if signum == signal.SIGTERM else "")
+    if _Stop.depth and _Stop.pending is None:
+        _Stop.pending = err
+        if _Stop.grace is not None:
+            signal.setitimer(signal.ITIMER_REAL, _Stop.grace)
+        return
+    _raise(_Stop.pending or err, inside=_Stop.depth > 0)
+
+
+def _deadline(signum: int, frame: FrameType | None) -> None:
+    if _Stop.pending is not None and _Stop.depth:
+        _raise(_Stop.pending, inside=True)
+
+
+def set_grace(seconds: float | None) -> None:
+    """How long a shielded block may hold back an interrupt: None (until it ends) for a local
+    store, a few seconds for one reached over the network."""
+    _Stop.grace = seconds
+
+
+def stopping() -> bool:
+    """Whether this stage is being stopped (an interrupt was raised and is being handled)."""
+    return _Stop.stopping and signal.getsignal(signal.SIGINT) is _interrupt
+
+
+def cut_short() -> bool:
+    """Whether the interrupt broke into a shielded call that had not returned (a hung store)."""
+    return stopping() and _Stop.cut_short
+
+
+def stop_note(note: str | None = None) -> str:
+    """How the stage's MLflow runs ended, for the line it ends with; ``note`` replaces it."""
+    if note is not None:
+        _Stop.note = note
+    return _Stop.note
 
 
 @contextmanager
 def shielded() -> Iterator[None]:
     """Run a block (a store write) to its end; a SIGTERM or Ctrl-C that arrives meanwhile is
-    raised as KeyboardInterrupt when the outermost shielded block exits."""
-    _Shield.depth += 1
+    raised as KeyboardInterrupt when the outermost shielded block exits, at a second interrupt,
+    or once the grace (:func:`set_grace`) has passed, whichever comes first."""
+    _Stop.depth += 1
     try:
         yield
     finally:
-        _Shield.depth -= 1
-        if not _Shield.depth and _Shield.pending is not None:
-            err, _Shield.pending = _Shield.pending, None
-            raise err
+        _Stop.depth -= 1
+        if not _Stop.depth and _Stop.pending is not None:
+            _raise(_Stop.pending, inside=False)
 
 
 def dvc_process() -> psutil.Process | None:
@@ -92,6 +135,8 @@ def end_with_pipeline(poll_s: float = 1.0) -> None:
     """SIGTERM ends this process like Ctrl-C; so does the death of its ``dvc`` ancestor."""
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGALRM, _deadline)
+    _Stop.pending, _Stop.stopping, _Stop.cut_short = None, False, False
     pipeline = dvc_process()
     if pipeline is None:
         return
@@ -106,7 +151,9 @@ def end_with_pipeline(poll_s: float = 1.0) -> None:
     def watch() -> None:
         while alive():
             time.sleep(poll_s)
-        os.kill(os.getpid(), signal.SIGTERM)
+        # Not when an interrupt is already held or handled: a second one would cut a write short.
+        if _Stop.pending is None and not _Stop.stopping:
+            os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="initbench-watchdog", daemon=True).start()
 

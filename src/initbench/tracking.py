@@ -1,4 +1,4 @@
-"""MLflow plumbing shared by the stages: experiment, the parent run's lifecycle, batch logging.
+"""MLflow plumbing shared by the stages: the store and its check, experiment, runs' lifecycle.
 
 One *parent* run per pipeline execution holds the report; one *child* run per model (initializer
 x seed of a cell) holds its parameters, curves, test metrics, diagnostics and model. DVC stages are separate
@@ -6,14 +6,17 @@ processes, so the parent is found rather than passed: ``$INITBENCH_PARENT_RUN_ID
 (``initbench pipeline`` sets it, e.g. to the run ``mlflow run`` created), else the run tagged with
 this execution's key -- the pid and start time of the ``dvc`` process that runs the stage (one
 ``dvc repro`` = one key) -- else a new one. Every stage marks the parent FINISHED when it is done
-with it, so the parent ends with the execution's last stage and is never left RUNNING.
+with it, so the parent ends with the execution's last stage and is never left RUNNING. Every run
+ends through :func:`end_run`; one whose writer died, or that a hung store would not end, is marked
+KILLED at the next start (:func:`reap_orphans`).
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
+import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,12 +24,12 @@ from pathlib import Path
 
 import mlflow
 import psutil
-from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from initbench import process
-from initbench.paths import find_root
+from initbench import process, storecheck
+from initbench.locations import artifact_root, scratch_reason, store_uri
+from initbench.locations import store_root as store_root  # re-exported: the one store's root
 
 PARENT_ENV = "INITBENCH_PARENT_RUN_ID"
 ROLE_TAG = "initbench.role"
@@ -36,7 +39,6 @@ DATA_TAG = "initbench.data_sha256"
 COMMIT_TAG = "initbench.git_commit"
 EXECUTION_TAG = "initbench.execution"
 OWNER_TAG = "initbench.process"  # host:pid:start of the process writing the run
-_BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch request
 
 
 class TrackingError(RuntimeError):
@@ -69,53 +71,22 @@ def provenance_tags(root: Path, stage: str, data_sha: str) -> dict[str, str]:
             STAGE_TAG: stage, DATA_TAG: data_sha}
 
 
-def store_root() -> Path:
-    """Where the project's one default store lives: ``$DVC_ROOT`` -- the project's own workspace
-    even for ``dvc exp run --temp`` and queued experiments, whose stages run in a throwaway
-    copy -- else the project root (whatever the working directory)."""
-    return Path(os.environ.get("DVC_ROOT") or find_root()).resolve()
-
-
-@contextmanager
-def _creation_lock(uri: str) -> Iterator[None]:
-    """Serialise the first use of a SQLite store across processes: MLflow creates and migrates
-    the schema on first use, and two processes doing it at once (``dvc queue start --jobs 2``)
-    can leave the store broken for good."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    db = Path(uri.removeprefix("sqlite:///").split("?")[0])
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def use_project_store() -> str:
     """Point MLflow at ``$MLFLOW_TRACKING_URI``, else at the project's ``mlflow.db``; make sure
-    the store answers, in seconds: a server that is down fails here, before any training."""
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        mlflow.set_tracking_uri(f"sqlite:///{store_root() / 'mlflow.db'}")
+    the store answers, in seconds: a store that is down, damaged or of another MLflow version
+    fails here, before any training, in one line that says why. Every later request has a
+    budget of seconds (:mod:`initbench.storecheck`)."""
+    mlflow.set_tracking_uri(store_uri())  # a relative sqlite:/// path: the project root's file
     uri = mlflow.get_tracking_uri()
-    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
-    saved = {k: os.environ.get(k) for k in quick}
-    os.environ.update(quick)
     try:
-        with _creation_lock(uri):
+        with storecheck.budget(storecheck.CHECK), storecheck.creation_lock(uri):
             MlflowClient().search_experiments(max_results=1)
-    except Exception as err:  # any failure to reach the store is the same one-line error
-        raise TrackingError(f"the MLflow tracking store {uri} does not answer "
-                            f"({type(err).__name__}); start it, or unset MLFLOW_TRACKING_URI to "
-                            "use the project's own store") from None
-    finally:
-        for k, v in saved.items():  # restore: later requests keep MLflow's own retries
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    except Exception as err:  # any failure to use the store is one line with its reason
+        raise TrackingError(storecheck.problem(uri, err)) from None
+    remote = storecheck.is_remote(uri)
+    if remote:
+        storecheck.bound_requests()
+    process.set_grace(storecheck.GRACE_S if remote else None)
     return uri
 
 
@@ -124,17 +95,23 @@ KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def experiment_id(name: str) -> str:
-    """The id of the experiment ``name``, created if needed (a model-training experiment)."""
+    """The id of the experiment ``name``, created if needed (a model-training experiment), its
+    artifacts beside a SQLite store (:func:`initbench.locations.artifact_root`). An existing one
+    whose artifacts sit in a scratch directory (``.quick/mlruns``, made by an older ``make
+    quick``) is said so in one line, with the fix: MLflow cannot move an experiment's artifacts."""
+    artifacts = artifact_root(mlflow.get_tracking_uri())
     exp = mlflow.get_experiment_by_name(name)
-    if exp is not None:
-        if KIND_TAG not in exp.tags:
-            MlflowClient().set_experiment_tag(exp.experiment_id, KIND_TAG, KIND)
-        return exp.experiment_id
-    # In the project's own store, artifacts live beside it, never in a stage's working copy.
-    local = mlflow.get_tracking_uri().startswith("sqlite:")
-    return mlflow.create_experiment(
-        name, artifact_location=(store_root() / "mlruns").as_uri() if local else None,
-        tags={KIND_TAG: KIND})
+    if exp is None:
+        return mlflow.create_experiment(name, artifact_location=artifacts and artifacts.as_uri(),
+                                        tags={KIND_TAG: KIND})
+    if KIND_TAG not in exp.tags:
+        MlflowClient().set_experiment_tag(exp.experiment_id, KIND_TAG, KIND)
+    if artifacts and (why := scratch_reason(exp.artifact_location, artifacts.parent)):
+        print(f"warning: MLflow experiment {name!r} keeps its artifacts in {exp.artifact_location}"
+              f", {why}: they are lost with it, and MLflow cannot move them; for a fresh one in "
+              f"{artifacts}: mlflow experiments rename -x {exp.experiment_id} --new-name "
+              f"'{name}-old'", file=sys.stderr)
+    return exp.experiment_id
 
 
 def execution_key() -> str:
@@ -152,13 +129,44 @@ def owner_tag() -> dict[str, str]:
     return {OWNER_TAG: process.owner()}
 
 
+_left: list[str] = []  # runs the store did not take an end for while the stage was stopping
+
+
+def end_run(run_id: str, status: str) -> None:
+    """End a run FINISHED, KILLED or FAILED (end time = now): the one way a run is ended here.
+
+    While the stage is being stopped (Ctrl-C, SIGTERM) the store gets one short try, and none
+    once a call to it has hung or failed: a run it does not take stays RUNNING, tagged with this
+    process (dead by then), and the next start marks it KILLED (:func:`reap_orphans`); the stage's
+    last line says so. Otherwise a store error is raised, as from any other call."""
+    if not process.stopping():
+        with process.shielded():
+            MlflowClient().set_terminated(run_id, status)
+        return
+    if not (_left or process.cut_short()):
+        try:
+            with storecheck.budget(storecheck.STOPPING), process.shielded():
+                MlflowClient().set_terminated(run_id, status)
+            return
+        except STORE_ERRORS:
+            pass
+    _left.append(run_id)
+    process.stop_note(f"the MLflow store {mlflow.get_tracking_uri()} did not answer: "
+                      f"{len(_left)} open run(s) left RUNNING, marked KILLED by the next start")
+
+
 @process.shielded()
 def reap_orphans(exp_id: str) -> list[str]:
-    """Mark KILLED every RUNNING run of this host whose writing process is gone; return them."""
+    """Mark KILLED every RUNNING run of this host whose writing process is gone, in the
+    experiment and its study's (``<name>-depth``, ``<name>-phase`` ...); return them."""
     client, reaped = MlflowClient(), []
-    for run in client.search_runs([exp_id], "attributes.status = 'RUNNING'", max_results=5000):
+    name = client.get_experiment(exp_id).name
+    ids = [exp_id] + ([e.experiment_id for e in client.search_experiments(
+        filter_string=f"name LIKE '{name}-%'") if e.name.startswith(f"{name}-")]
+        if re.fullmatch(r"[\w .-]+", name) else [])  # (a name MLflow's filter can quote)
+    for run in client.search_runs(ids, "attributes.status = 'RUNNING'", max_results=5000):
         if process.is_alive(run.data.tags.get(OWNER_TAG, "")) is False:
-            client.set_terminated(run.info.run_id, "KILLED")
+            end_run(run.info.run_id, "KILLED")
             reaped.append(run.info.run_id)
     return reaped
 
@@ -172,10 +180,10 @@ def get_or_create_parent(experiment: str, root: Path) -> tuple[str, str]:
         if info.status != "RUNNING":  # a leftover from an earlier shell: never log into it
             raise TrackingError(f"{PARENT_ENV}={run_id} names a run that is {info.status}, not "
                                 f"the running `mlflow run`: a stale value; unset it")
+        _reap(info.experiment_id)
         return run_id, info.experiment_id
     exp_id = experiment_id(experiment)
-    if reaped := reap_orphans(exp_id):
-        print(f"marked {len(reaped)} run(s) KILLED: their process died without ending them")
+    _reap(exp_id)
     key = execution_key()
     found = client.search_runs(
         [exp_id], f"tags.`{ROLE_TAG}` = 'pipeline' and tags.`{EXECUTION_TAG}` = '{key}'",
@@ -193,11 +201,15 @@ def get_or_create_parent(experiment: str, root: Path) -> tuple[str, str]:
     return run.info.run_id, exp_id
 
 
-@process.shielded()
+def _reap(exp_id: str) -> None:
+    if reaped := reap_orphans(exp_id):
+        print(f"marked {len(reaped)} run(s) KILLED: their process died without ending them")
+
+
 def finish_parent(run_id: str, status: str = "FINISHED") -> None:
     """End the parent (end time = now), unless it belongs to ``mlflow run``."""
     if not os.environ.get(PARENT_ENV):
-        MlflowClient().set_terminated(run_id, status)
+        end_run(run_id, status)
 
 
 @contextmanager
@@ -223,26 +235,7 @@ def parent_run(experiment: str, root: Path) -> Iterator[tuple[str, str]]:
         try:
             finish_parent(parent, status)
         except STORE_ERRORS as err:
-            if status != "FINISHED":
-                raise
-            # The stage's work is done and written: a store that went down costs the record only.
-            print(f"warning: could not end the parent run {parent} ({type(err).__name__})")
-
-
-def log_metrics_batch(run_id: str, step: int, values: dict[str, float]) -> None:
-    """Many metrics in a single request (one epoch's, say), all at ``step``."""
-    now = int(time.time() * 1000)
-    log_metrics(run_id, [Metric(k, float(v), now, step) for k, v in values.items()])
-
-
-@process.shielded()
-def log_metrics(run_id: str, metrics: list[Metric]) -> None:
-    """Any number of metrics, in as few requests as MLflow allows (1000 metrics per batch)."""
-    client = MlflowClient()
-    for i in range(0, len(metrics), _BATCH):
-        client.log_batch(run_id, metrics=metrics[i:i + _BATCH], synchronous=True)
-
-
-@process.shielded()
-def log_params(run_id: str, params: dict[str, object]) -> None:
-    MlflowClient().log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+            # The stage's outcome (its work written, or its own error) outweighs the record: a
+            # store that went down costs the record only; the next start marks the run KILLED.
+            print(f"warning: could not end the parent run {parent} "
+                  f"({' '.join(str(err).split())[:200]})", file=sys.stderr)
