@@ -151,7 +151,7 @@ def test_train_stages_write_where_the_report_reads():
     # The report reads the results only: run ids and wall times (data/runs) never rerun it.
     assert not [d for d in stage("report")["deps"] if d.startswith("data/runs")]
     assert cells in stage("report")["deps"] and stage("report")["outs"][0] == {
-        paths.reports.relative_to(ROOT).as_posix(): {"cache": False}}
+        paths.reports.relative_to(ROOT).as_posix(): {"cache": False, "persist": True}}
 
 
 def test_the_data_stages_write_every_dataset_where_the_cells_read():
@@ -201,4 +201,5 @@ def test_dvc_yaml_declares_every_diagnostic_as_plots_with_an_existing_template()
 
 def test_report_outputs_are_not_cached():
     outs = stage("report")["outs"]
-    assert outs == [{"reports": {"cache": False}}]
+    # persist: DVC leaves the git-tracked report in place while the stage runs (tests/test_outputs.py)
+    assert outs == [{"reports": {"cache": False, "persist": True}}]

@@ -1,7 +1,8 @@
 """Every path the project reads or writes, the names of every output file, and atomic writes.
 
-The root is the directory holding ``params.yaml`` and ``dvc.yaml``: ``$INITBENCH_ROOT`` when set,
-else the nearest such ancestor of the working directory (DVC runs every stage from there). It is
+The root is the directory holding ``params.yaml`` and ``dvc.yaml``: the nearest such ancestor of
+the working directory (DVC runs every stage from there), else ``$INITBENCH_ROOT`` (a container
+started elsewhere), so no environment variable can point a stage at another checkout. It is
 deliberately not derived from this file's location, so an installed package works on any copy of
 the project (the end-to-end tests run the pipeline in a temporary copy).
 
@@ -11,7 +12,6 @@ A leaf module: the stages share output names through it, never by importing each
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import os
 import shutil
@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from initbench import scratch
 
 # The train stage writes two directories per cell. data/train/<cell>/ holds the results, a pure
 # function of params, data and code (byte-identical when rerun: the report reads only these):
@@ -51,17 +53,19 @@ class ProjectRootNotFoundError(RuntimeError):
 
 def find_root(start: Path | None = None) -> Path:
     """Return the project root (see the module docstring)."""
-    env = os.environ.get("INITBENCH_ROOT")
-    if env:
-        return Path(env).resolve()
     here = (start or Path.cwd()).resolve()
     for candidate in (here, *here.parents):
         if (candidate / "params.yaml").is_file() and (candidate / "dvc.yaml").is_file():
+            # Whatever $INITBENCH_ROOT says: a value left in the shell must never make a stage
+            # here write another checkout's data/ or reports/.
             return candidate
+    env = os.environ.get("INITBENCH_ROOT")
+    if env and (Path(env) / "params.yaml").is_file() and (Path(env) / "dvc.yaml").is_file():
+        return Path(env).resolve()
     raise ProjectRootNotFoundError(
-        f"no initbench project (a directory with params.yaml and dvc.yaml) encloses {here}; "
-        "run from inside the project or set INITBENCH_ROOT"
-    )
+        f"no initbench project (a directory with params.yaml and dvc.yaml) encloses {here}"
+        + (f" and INITBENCH_ROOT={env} is none" if env else "")
+        + "; run from inside the project or set INITBENCH_ROOT to one")
 
 
 # Cells of a kind are ``<kind>-<item>`` (``depth-5-relu``, ``phase-8-tanh``, ``dataset-fashion-mnist``,
@@ -189,36 +193,37 @@ def check_output(target: Path, expected: Collection[str] | None = None) -> None:
 
 @contextmanager
 def atomic_output(target: Path, expected: Collection[str] | None = None) -> Iterator[Path]:
-    """Yield a fresh path beside ``target``; the block writes a file or a directory there.
+    """Yield a fresh path for ``target``; the block writes a file or a directory there.
 
-    :func:`check_output` runs first (``expected``: the names a directory output may hold). When
-    the block succeeds, that path replaces ``target`` (a file in one ``os.replace``; a directory
-    by moving the old one aside first, so some complete version exists at every moment); when it
-    fails, it is removed: no half-written output is ever left at ``target``.
+    :func:`check_output` runs first (``expected``: the names a directory output may hold), then
+    the target's lock is taken: a second writer refuses (:mod:`initbench.scratch`, which also says
+    where the fresh path lives -- outside DVC-tracked directories -- and removes dead writers'
+    leftovers). When the block succeeds, that path replaces ``target`` (a file in one
+    ``os.replace``; a directory by moving the old one aside first, so some complete version exists
+    at every moment); when it fails, it is removed: no half-written output is ever left.
     """
     check_output(target, expected)
     target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.part*"):
-        # Left by a writer killed with SIGKILL (no finally ran): never a complete output.
-        shutil.rmtree(stale) if stale.is_dir() and not stale.is_symlink() else stale.unlink()
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
-    tmp.rmdir()  # the caller creates a file or a directory here
-    old = None
-    try:
-        yield tmp
-        if tmp.is_dir() and target.is_dir():
-            old = target.with_name(f"{tmp.name}.old")
-            target.rename(old)
+    where = scratch.scratch_dir(target)
+    with scratch.one_writer(where, target):
+        tmp = Path(tempfile.mkdtemp(dir=where, prefix=f".{target.name}.", suffix=".part"))
+        tmp.rmdir()  # the caller creates a file or a directory here
+        old = None
         try:
-            os.replace(tmp, target)
-        except OSError:
-            if old is not None:
-                old.rename(target)
-                old = None
-            raise
-    finally:
-        for leftover in (tmp, old):
-            if leftover is not None and leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            elif leftover is not None:
-                leftover.unlink(missing_ok=True)
+            yield tmp
+            if tmp.is_dir() and target.is_dir():
+                old = tmp.with_name(f"{tmp.name}.old")
+                target.rename(old)
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                if old is not None:
+                    old.rename(target)
+                    old = None
+                raise
+        finally:
+            for leftover in (tmp, old):
+                if leftover is not None and leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                elif leftover is not None:
+                    leftover.unlink(missing_ok=True)

@@ -1,5 +1,11 @@
 """The ``report`` stage: ``reports/report.md``, its figures, ``summary.json`` and the diagnostics
-CSVs, from every cell's ``results.json``; logged to the pipeline's parent MLflow run."""
+CSVs, from every cell's ``results.json``; logged to the pipeline's parent MLflow run.
+
+``reports/`` is git-tracked and a persistent DVC output (dvc.yaml): DVC leaves it in place while
+the stage runs, and the stage replaces it in one atomic step, so a failed or interrupted report
+leaves the previous one. Publishing to MLflow comes after the report is in place: a store that
+fails then costs one warning line, not the report (``initbench log`` publishes it later).
+"""
 
 from __future__ import annotations
 
@@ -83,6 +89,11 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
         tracked.write(cells["baseline"], tmp)
         (tmp / "report.md").write_text(markdown.markdown(params, every, tables, summary))
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-        publish.log_report(params.experiment, root, tmp, comparison_columns(cells["baseline"]),
+    try:
+        publish.log_report(params.experiment, root, out_dir, comparison_columns(cells["baseline"]),
                            params.registered_model, params.study.seeds)
+    except (tracking.TrackingError, *tracking.STORE_ERRORS) as err:
+        reason = " ".join(str(err).split())[:300] or type(err).__name__
+        print(f"warning: wrote {out_dir}, but publishing it to MLflow failed ({type(err).__name__}: "
+              f"{reason}); `initbench log --cell baseline` publishes it once the store answers")
     return summary
