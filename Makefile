@@ -30,21 +30,22 @@ ui: setup
 	@echo "open http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning"
 	mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
 
-# A profile (profiles/<name>.yaml) on the committed code, in a scratch worktree (.<name>/,
-# git-ignored), so the tracked params.yaml is never rewritten; it logs into this project's MLflow
-# store (make ui). `make quick`: the first results in minutes; `make profile PROFILE=full`: the
-# whole study (over an hour; `long`: full with more seeds). Report: .<name>/reports/report.md.
+# A profile (profiles/<name>.yaml) as a DVC experiment of the project, named after it: `dvc exp
+# run --temp` in DVC's own throwaway copy of this checkout (HEAD and uncommitted changes to
+# tracked files), so the tracked params.yaml, dvc.lock and reports/ are never rewritten; its
+# outputs stay in the DVC cache (the same profile on the same code again restores them instead of
+# retraining) and its runs in this project's store (make ui). `make quick`: the first results in
+# minutes; `make profile PROFILE=full`: the whole study (over an hour; `long`: full with more
+# seeds). `dvc exp show` compares it; the command prints where its report is. Nothing here
+# deletes anything.
 PROFILE ?= quick
-# Checked by make itself before any shell sees it: one word naming an existing profile file.
+# Checked by make itself before any shell sees it: one word naming an existing profile file
+# (not a path: ./quick, /quick and ../params are refused); initbench checks it again.
 ifneq ($(filter profile quick,$(MAKECMDGOALS)),)
-ifneq ($(words $(PROFILE)) $(wildcard profiles/$(PROFILE).yaml),1 profiles/$(PROFILE).yaml)
+ifneq ($(words $(PROFILE)) $(wildcard profiles/$(PROFILE).yaml) $(PROFILE),1 profiles/$(PROFILE).yaml $(notdir $(basename $(PROFILE))))
 $(error PROFILE=$(PROFILE): no such profile; known: $(basename $(notdir $(wildcard profiles/*.yaml))))
 endif
 endif
 quick: profile
 profile: setup
-	rm -rf .$(PROFILE) && git worktree prune && git worktree add -q --detach .$(PROFILE) HEAD
-	cd .$(PROFILE) && PYTHONPATH=$(CURDIR)/.$(PROFILE)/src initbench profile $(PROFILE)
-	cd .$(PROFILE) && PYTHONPATH=$(CURDIR)/.$(PROFILE)/src \
-	  MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} dvc repro
-	@echo "report: .$(PROFILE)/reports/report.md; browse the runs: make ui"
+	initbench profile $(PROFILE) --run

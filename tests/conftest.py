@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from initbench.config.yamlio import parse_yaml
 from initbench.profiles import apply_profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +70,7 @@ def mnist() -> Path:
 
 @pytest.fixture(scope="session")
 def default_raw_params() -> dict:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
+    return parse_yaml((ROOT / "params.yaml").read_text(), "params.yaml")
 
 
 @pytest.fixture
@@ -100,7 +101,7 @@ def rejects_study_section(raw: dict, section: str, value, says: str) -> None:
 @pytest.fixture
 def full_raw_params(tmp_path_factory) -> dict:
     """The project's params.yaml with profiles/full.yaml applied: every kind of study cell."""
-    return yaml.safe_load(project_params(tmp_path_factory.mktemp("full"), "full").read_text())
+    return parse_yaml(project_params(tmp_path_factory.mktemp("full"), "full").read_text(), "full")
 
 
 @pytest.fixture
@@ -118,9 +119,19 @@ def mlflow_store(tmp_path, monkeypatch) -> str:
 
 
 def edit_params(root: Path, edit) -> None:
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    params = parse_yaml((root / "params.yaml").read_text(), "params.yaml")
     edit(params)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def one_cell(params: dict, epochs: int = 1) -> None:
+    """A params edit: the quick profile trimmed to the pipeline's cell alone, ``epochs`` epochs."""
+    for study in ("depth", "phase", "conv"):
+        params["study"][study]["depths"] = []
+    params["study"]["lr_sweep"]["learning_rates"] = []
+    params["study"]["datasets"]["names"] = []
+    params["study"]["strategies"]["variants"] = {}  # they retrain a depth cell: none left
+    params["train"]["epochs"] = epochs
 
 
 def copy_project(dest: Path, env: dict, params_edit=None) -> Path:

@@ -13,22 +13,17 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
-from .conftest import copy_project, edit_params, mlflow_server, run
+from .conftest import copy_project, edit_params, mlflow_server, one_cell, run
 
 pytestmark = pytest.mark.e2e
 
 
 def small(params: dict) -> None:
     """The quick profile, trimmed: one cell, enough epochs to be caught mid-training."""
-    params["study"]["depth"]["depths"] = []
-    params["study"]["phase"]["depths"] = []
-    params["study"]["lr_sweep"]["learning_rates"] = []
-    params["study"]["datasets"]["names"] = []
-    params["study"]["strategies"]["variants"] = {}  # they retrain a depth cell: none left
-    params["study"]["conv"]["depths"] = []
-    params["train"]["epochs"] = 8
+    one_cell(params, epochs=8)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +52,9 @@ def start_and_wait_for_training(cmd: list[str], root: Path, env: dict) -> subpro
 
 
 def leftovers(root: Path) -> list[str]:
-    return sorted(p.name for p in (root / "data").rglob(".*") if ".part" in p.name)
+    """Temporaries of killed writers: beside an output or in the scratch dir (initbench.scratch)."""
+    return sorted(p.name for d in (root / "data", root / ".dvc/tmp/initbench") for p in d.rglob(".*")
+                  if ".part" in p.name)
 
 
 def test_sigterm_mid_training_ends_cleanly(root, env):
@@ -140,22 +137,51 @@ def test_shell_metacharacters_in_params_never_run(tmp_path, env):
     assert not list(dest.rglob("pwned")) and not (dest / "data").exists()
 
 
-def test_a_temp_experiment_logs_to_the_projects_store(root, env):
-    """`dvc exp run --temp` runs in a throwaway copy; its runs and artifacts must land here."""
-    edit_params(root, lambda p: p["train"].update(epochs=1))
-    subprocess.run(["git", "commit", "-qam", "one epoch"], cwd=root, check=True)
+@pytest.mark.parametrize("uri", [None, "sqlite:///mlflow.db"])
+def test_a_temp_experiment_logs_to_the_projects_store(root, env, uri):
+    """`dvc exp run --temp` runs in a throwaway copy; its runs and artifacts must land here, also
+    with a relative SQLite URI (MLflow's notation for ./mlflow.db: the project root's file, not
+    one in the copy, deleted with it)."""
+    if yaml.safe_load((root / "params.yaml").read_text())["train"]["epochs"] != 1:
+        edit_params(root, lambda p: p["train"].update(epochs=1))
+        subprocess.run(["git", "commit", "-qam", "one epoch"], cwd=root, check=True)
     before = len(statuses(root))
-    run(["dvc", "exp", "run", "--temp", "-n", "one-seed", "-S", "study.seeds=1"], root, env)
+    name, lr = ("one-seed", "0.001") if uri is None else ("relative-uri", "0.004")
+    run(["dvc", "exp", "run", "--temp", "-n", name, "-S", "study.seeds=1", "-S",
+         f"train.learning_rate={lr}"], root, {**env, **({"MLFLOW_TRACKING_URI": uri} if uri else {})})
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     exp = client.get_experiment_by_name("initbench")
     # The DVC experiment's name names the execution's pipeline run.
-    assert client.search_runs([exp.experiment_id], "attributes.run_name = 'one-seed'")
+    assert client.search_runs([exp.experiment_id], f"attributes.run_name = '{name}'")
     runs = client.search_runs([exp.experiment_id], "tags.`initbench.role` = 'model'",
                               order_by=["attributes.start_time DESC"], max_results=3)
     assert len(statuses(root)) >= before + 3
-    assert {r.data.params["train.epochs"] for r in runs} == {"1"}
+    assert {(r.data.params["train.epochs"], r.data.params["train.learning_rate"]) for r in runs} == {
+        ("1", lr)}
     artifacts = Path(exp.artifact_location.removeprefix("file://"))
-    assert artifacts.is_relative_to(root) and list(artifacts.rglob("diagnostics.json"))
+    assert artifacts == root / "mlruns" and list(artifacts.rglob("diagnostics.json"))
+    for r in runs:
+        assert Path(r.info.artifact_uri.removeprefix("file://")).is_relative_to(artifacts)
+    assert sorted(root.rglob("mlflow.db")) == [root / "mlflow.db"]
+
+
+def test_a_sweep_with_a_relative_store_uri_logs_to_the_projects_store(root, env):
+    """`initbench sweep` (temp experiments of DVC's queue) with MLFLOW_TRACKING_URI=sqlite:///mlflow.db:
+    every experiment succeeds, into the project root's store."""
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("initbench")
+    before = {r.info.run_id for r in client.search_runs([exp.experiment_id], max_results=5000)}
+    proc = run(["initbench", "sweep", "--set", "train.learning_rate=0.005,0.006", "--set",
+                "study.seeds=1", "--jobs", "2", "--name", "relative"], root,
+               {**env, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}, check=False)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    new = [r for r in client.search_runs([exp.experiment_id], max_results=5000)
+           if r.info.run_id not in before]
+    (sweep,) = [r for r in new if r.info.run_name == "relative"]
+    models = [r for r in new if r.data.tags.get("initbench.role") == "model"]
+    assert sorted(r.data.params["train.learning_rate"] for r in models) == ["0.005"] * 3 + ["0.006"] * 3
+    assert {r.info.status for r in new} == {"FINISHED"} and sweep.info.status == "FINISHED"
+    assert sorted(root.rglob("mlflow.db")) == [root / "mlflow.db"]
 
 
 def test_queued_experiments_run_in_parallel_into_the_projects_store(root, env):
@@ -164,6 +190,7 @@ def test_queued_experiments_run_in_parallel_into_the_projects_store(root, env):
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     exp = client.get_experiment_by_name("initbench")
     before = {r.info.run_id for r in client.search_runs([exp.experiment_id], max_results=5000)}
+    earlier = run(["dvc", "queue", "status"], root, env).stdout.count("Success")  # other tests'
     for lr in ("0.002", "0.003"):
         run(["dvc", "exp", "run", "--queue", "-S", "study.seeds=1", "-S", f"train.learning_rate={lr}"],
             root, env)
@@ -175,7 +202,7 @@ def test_queued_experiments_run_in_parallel_into_the_projects_store(root, env):
             break
         assert time.monotonic() < deadline, status
         time.sleep(5)
-    assert status.count("Success") == 2, status
+    assert status.count("Success") == earlier + 2, status
     new = [r for r in client.search_runs([exp.experiment_id], max_results=5000)
            if r.info.run_id not in before]
     models = [r for r in new if r.data.tags.get("initbench.role") == "model"]

@@ -451,8 +451,12 @@ def test_make_quick_leaves_params_alone_and_logs_into_the_projects_store(tmp_pat
     # -o: the copy's files are newer than the environment's set-up stamp; without it make would
     # reinstall the project into the suite's environment, pointing it at this temporary copy.
     proc = run(["make", "quick", f"VENV={venv}", "-o", f"{venv}/.installed"], root, env)
-    assert "report: .quick/reports/report.md" in proc.stdout
-    assert (root / ".quick/reports/report.md").is_file()
+    # A DVC experiment of the copy (DVC's own throwaway workspace): no scratch worktree.
+    assert "profile 'quick': DVC experiment 'quick'" in proc.stdout and not (root / ".quick").exists()
+    ref = re.search(r"git show (\S+):reports/report\.md", proc.stdout).group(1)
+    assert "# initbench study report" in subprocess.run(
+        ["git", "show", f"{ref}:reports/report.md"], cwd=root, capture_output=True, text=True,
+        check=True).stdout
     assert subprocess.run(["git", "diff", "--quiet"], cwd=root).returncode == 0  # untouched
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     assert len(runs(client, "model")) == MODELS

@@ -1,6 +1,7 @@
 """Profiles (profiles/*.yaml): each overlays params.yaml into valid params, keeps its comments,
-and says what it promises (quick: small; full: every kind of study cell; long: full with more
-seeds and a finer phase diagram; conv: the conv study)."""
+gives `dvc exp run -S` overrides that make the same params, and says what it promises (quick:
+small; full: every kind of study cell; long: full with more seeds and a finer phase diagram;
+conv: the conv study)."""
 
 from __future__ import annotations
 
@@ -108,7 +109,8 @@ def test_an_unknown_profile_is_one_line_in_make_and_initbench(tmp_path):
 
 @pytest.mark.parametrize("name", PROFILES)
 def test_each_profiles_scratch_worktree_is_git_ignored(name):
-    """`make profile PROFILE=<name>` works in .<name>/: git must not offer it for a commit."""
+    """The older `make profile PROFILE=<name>` worked in .<name>/, which may still hold artifacts
+    of runs in the store: git must not offer it for a commit."""
     proc = subprocess.run(["git", "check-ignore", "-q", f".{name}/"], cwd=ROOT, check=False)
     assert proc.returncode == 0, f".{name}/ is not in .gitignore"
 
@@ -162,3 +164,42 @@ def test_params_comments_state_the_full_profiles_values(tmp_path):
         if isinstance(value, list) and not isinstance(stated, list):
             stated = [stated]
         assert stated == value, (path, text, value)
+
+
+@pytest.mark.parametrize(("base", "name"), [*((None, n) for n in [*PROFILES, "calm"]),
+                                           ("full", "conv"), ("full", "calm"), ("quick", "calm")])
+def test_the_dvc_overrides_of_a_profile_are_what_overlaying_it_gives(tmp_path, base, name):
+    """`dvc exp run -S` with `initbench profile <name> --overrides` (applied by DVC's own code, as
+    DVC applies them to params.yaml) gives exactly the params that overlaying the profile gives,
+    mappings replaced whole included -- from the default params and from profiled ones."""
+    from dvc.utils.hydra import apply_overrides
+
+    from initbench.config.yamlio import parse_yaml
+    from initbench.profiles import overrides
+
+    params = project_params(tmp_path, base)
+    (tmp_path / "profiles" / "calm.yaml").write_text(
+        "train: {learning_rate: 1e-3}\nstudy:\n  strategies:\n    variants: {}\n  depth:\n"
+        "    depths: []\n    initializers: {he_normal: , lsuv: {tol: 0.2}}\n")
+    sets = overrides(params, name)
+    dvc = tmp_path / "dvc" / "params.yaml"
+    dvc.parent.mkdir()
+    dvc.write_bytes(params.read_bytes())
+    apply_overrides(dvc, sets)
+    apply_profile(params, name)
+    assert parse_yaml(dvc.read_text(), "dvc's") == parse_yaml(params.read_text(), "overlaid")
+    config.load(dvc)
+
+
+def test_profiles_and_params_are_read_the_way_dvc_reads_them(tmp_path):
+    """YAML 1.2 as DVC reads it: `1e-3` is a number in a profile and in params.yaml."""
+    params = project_params(tmp_path)
+    params.write_text(params.read_text().replace("learning_rate: 0.001\n", "learning_rate: 1e-3\n"))
+    assert "learning_rate: 1e-3\n" in params.read_text()
+    (tmp_path / "profiles" / "small-lr.yaml").write_text("train:\n  learning_rate: 1e-4\n")
+    from initbench.profiles import overrides
+
+    assert overrides(params, "small-lr") == ["train.learning_rate=0.0001"]
+    assert overrides(params, "quick")  # params.yaml's 1e-3 is valid
+    apply_profile(params, "small-lr")
+    assert config.load(params).train.learning_rate == 1e-4

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 import zipfile
@@ -108,30 +107,18 @@ def cmd_log(args: argparse.Namespace, paths: Paths) -> None:
 
 
 def cmd_profile(args: argparse.Namespace, paths: Paths) -> None:
-    from initbench.profiles import apply_profile
+    from initbench.profile_run import profile_command
 
-    apply_profile(paths.params, args.name)
-    print(f"{paths.params}: applied profile {args.name!r}")
+    profile_command(paths.root, Path(args.params), args.name, args.run, args.overrides)
 
 
 def cmd_pipeline(args: argparse.Namespace, paths: Paths) -> None:
     """``dvc repro [stages]`` (``dvc exp run -S ...`` with overrides), with the run ``mlflow run``
     created (if any) as the pipeline's parent run."""
+    from initbench.profile_run import run_pipeline
+
     _params(args)  # validates params.yaml with the overrides before DVC starts anything
-    env = dict(os.environ)
-    if (paths.root / "src" / "initbench").is_dir():
-        # Every stage runs this checkout's code, even where `initbench` is an older installed copy
-        # (an environment `mlflow run` reuses, a Docker image built from an earlier commit).
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(paths.root / "src"),
-                                                          env.get("PYTHONPATH")]))
-    if "MLFLOW_RUN_ID" in env:
-        env["INITBENCH_PARENT_RUN_ID"] = env.pop("MLFLOW_RUN_ID")
-    overrides = [o for o in args.set if not o.endswith("=")]
-    if overrides:
-        command = ["dvc", "exp", "run", *(a for o in overrides for a in ("-S", o))]
-    else:
-        command = ["dvc", "repro"]
-    sys.exit(subprocess.call([*command, *args.dvc_args], cwd=paths.root, env=env))
+    sys.exit(run_pipeline(paths.root, [o for o in args.set if not o.endswith("=")], args.dvc_args))
 
 
 def cmd_sweep(args: argparse.Namespace, paths: Paths) -> None:
@@ -197,8 +184,11 @@ def parser() -> argparse.ArgumentParser:
               "(no training)")
     s.add_argument("--cell", action="append", default=[], help="a cell to log (default: every "
                    "trained cell); repeat for several")
-    s = stage("profile", cmd_profile, "overlay a profile (profiles/<name>.yaml) onto params.yaml")
-    s.add_argument("name", help="e.g. quick")
+    s = stage("profile", cmd_profile, "run a profile (profiles/<name>.yaml) as a DVC experiment "
+              "(--run), print its dvc exp run -S values (--overrides), or overlay it onto --params")
+    s.add_argument("name", help="a profile's name, e.g. quick")
+    s.add_argument("--run", action="store_true", help="dvc exp run --temp -n <name> -S ...")
+    s.add_argument("--overrides", action="store_true", help="print its dvc exp run -S values")
     s = stage("sweep", cmd_sweep, "run a grid of --set values in parallel (dvc queue), under one "
               "MLflow run; e.g. --set train.learning_rate=0.001,0.01 --jobs 2")
     s.add_argument("--jobs", type=int, default=2, help="experiments at a time (default 2)")
@@ -235,9 +225,10 @@ def main(argv: list[str] | None = None) -> None:
             args.params = str(paths.params)
         args.func(args, paths)
     except KeyboardInterrupt as err:
+        from initbench.process import stop_note
         how = "terminated (SIGTERM)" if str(err) == "SIGTERM" else "interrupted"
-        print(f"initbench {args.command}: {how}; partial output removed, open MLflow runs "
-              "marked KILLED", file=sys.stderr)
+        print(f"initbench {args.command}: {how}; partial output removed, {stop_note()}",
+              file=sys.stderr)
         sys.exit(143 if str(err) == "SIGTERM" else 130)
     except Exception as err:
         if not isinstance(err, EXPECTED) and not type(err).__module__.startswith("mlflow"):
