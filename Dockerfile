@@ -1,7 +1,8 @@
 # The project's image: the pinned environment (requirements.lock) and this checkout, for MLflow's
 # Kubernetes backend (deploy/kubernetes) and any container runner. CPU by default:
 #   docker build -t initbench:cpu .
-# GPU (NVIDIA; TensorFlow's CUDA wheels): swap the TensorFlow pin at build time:
+# GPU (NVIDIA; TensorFlow's CUDA wheels): swap the TensorFlow pin at build time (the CPU pin
+# goes, however pip spells its name: tensorflow_cpu, tensorflow-cpu):
 #   docker build --build-arg TENSORFLOW="tensorflow[and-cuda]==2.21.*" -t initbench:gpu .
 # and run with the NVIDIA container toolkit (Kubernetes: resources.limits nvidia.com/gpu: 1).
 ARG PYTHON=3.11.7
@@ -16,7 +17,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends git make \
 WORKDIR /opt/initbench
 COPY requirements.lock ./
 RUN if [ -n "$TENSORFLOW" ]; then \
-      grep -v '^tensorflow-cpu==' requirements.lock > /tmp/requirements.txt \
+      grep -viE '^tensorflow[-_.]cpu==' requirements.lock > /tmp/requirements.txt \
       && echo "$TENSORFLOW" >> /tmp/requirements.txt; \
     else cp requirements.lock /tmp/requirements.txt; fi \
     && pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt

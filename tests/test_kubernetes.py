@@ -11,6 +11,7 @@ client-side.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -123,6 +124,24 @@ def test_kubernetes_project_matches_the_root_project_and_the_image():
     assert "WORKDIR /opt/initbench" in dockerfile
     assert Path(json.loads((K8S / "kubernetes_config.json").read_text())[
         "kube-job-template-path"]) == (K8S / "job-template.yaml").relative_to(ROOT)
+
+
+def test_the_gpu_image_installs_one_tensorflow(tmp_path):
+    """The Dockerfile's GPU build replaces the pinned CPU TensorFlow with the one given, whatever
+    spelling requirements.lock uses for its name (pip freeze writes tensorflow_cpu)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    (line,) = [ln for ln in text.splitlines() if ln.startswith('RUN if [ -n "$TENSORFLOW" ]')]
+    script = line.removeprefix("RUN ").split("&& pip install -r")[0]
+    shutil.copy(ROOT / "requirements.lock", tmp_path)
+    out = tmp_path / "requirements.txt"
+    subprocess.run(["sh", "-c", script.replace("/tmp/requirements.txt", str(out))], cwd=tmp_path,
+                   env={"TENSORFLOW": "tensorflow[and-cuda]==2.21.*", "PATH": os.environ["PATH"]},
+                   check=True, timeout=30)
+    names = [re.split(r"[=<>\[ ]", ln)[0].lower().replace("_", "-")
+             for ln in out.read_text().splitlines() if ln.strip()]
+    pinned = [ln for ln in (ROOT / "requirements.lock").read_text().splitlines() if ln.strip()]
+    assert [n for n in names if n.startswith("tensorflow")] == ["tensorflow"]
+    assert len(names) == len(pinned) and "keras" in names
 
 
 def test_one_job_per_cell_under_one_parent(submitted, mlflow_store, monkeypatch):
