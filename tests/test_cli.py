@@ -57,6 +57,17 @@ def test_help_does_not_load_tensorflow():
     assert result["loaded"] == []
 
 
+def test_version_names_the_package_and_loads_no_tensorflow():
+    from initbench import __version__
+
+    result = loaded_after("""
+        from initbench import cli
+        cli.main(["--version"])
+    """)
+    assert result["status"] == 0 and result["output"].strip() == f"initbench {__version__}"
+    assert result["loaded"] == []
+
+
 def test_an_unknown_cell_fails_before_tensorflow_loads():
     result = loaded_after("""
         from initbench import cli

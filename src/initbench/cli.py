@@ -151,7 +151,10 @@ def cmd_initializers(args: argparse.Namespace, paths: Paths | None) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    from initbench import __version__
+
     p = argparse.ArgumentParser(prog="initbench", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"initbench {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def stage(name: str, func, help: str) -> argparse.ArgumentParser:
@@ -171,9 +174,10 @@ def parser() -> argparse.ArgumentParser:
                                  "(default: data/processed)")
     s = stage("train", cmd_train, "train and test one cell: every initializer x seed, in stacks")
     s.add_argument("--cell", default="baseline",
-                   help="baseline (the pipeline's model), lr_sweep, depth-<depth>-<activation> or "
-                        "phase-<depth>-<activation>; also a DVC stage name (train, train_lr_sweep, "
-                        "train_depth@<depth>-<activation>, train_phase@<depth>-<activation>)")
+                   help="baseline (the pipeline's model), lr_sweep, dataset-<dataset>, "
+                        "strategy-<variant>, conv-<layers>-<activation>, depth-<depth>-<activation> "
+                        "or phase-<depth>-<activation>; also the DVC stage that trains it (train, "
+                        "train_lr_sweep, train_<kind>@<item>: `dvc stage list`)")
     s.add_argument("--data", help="processed archive (default: data/processed/<dataset>.npz)")
     s.add_argument("--out", help="results directory (default: data/train/<cell>)")
     s.add_argument("--runs", help="run ids, timings and models (default: data/runs/<cell>)")
