@@ -16,7 +16,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from .conftest import copy_project, edit_params, mlflow_server, one_cell, run
+from .conftest import copy_project, edit_params, one_cell, run
+from .storeproxy import sqlite_server
 
 pytestmark = pytest.mark.e2e
 
@@ -98,10 +99,7 @@ def test_killing_dvc_stops_its_stage(root, env):
 def test_a_store_that_dies_mid_training_costs_the_record_not_the_results(root, env, tmp_path):
     """The tracking server goes down after the first epoch: training goes on, both output
     directories are written, the failure is one warning line and runs.json records it."""
-    server = mlflow_server(["server", "--workers", "1", "--backend-store-uri",
-                            f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
-                            str(tmp_path / "artifacts")], env)
-    with server as url:
+    with sqlite_server(tmp_path, env) as (url, _):
         uri = {"MLFLOW_TRACKING_URI": url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
         proc = start_and_wait_for_training(["initbench", "train"], root, {**env, **uri})
     # (the server is gone now, a few seconds into the second epoch)

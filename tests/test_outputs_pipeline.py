@@ -22,7 +22,8 @@ import pytest
 
 from initbench.paths import REPORT_FILES
 
-from .conftest import copy_project, mlflow_server, one_cell, run
+from .conftest import copy_project, one_cell, run
+from .storeproxy import sqlite_server
 from .test_outputs import parts, writing
 
 pytestmark = pytest.mark.e2e
@@ -146,10 +147,7 @@ class Proxy(http.server.ThreadingHTTPServer):
 def test_a_store_failing_after_the_check_costs_the_publishing_not_the_report(project, env,
                                                                              tmp_path):
     shutil.rmtree(project / "reports")  # so the report written is this run's
-    server = mlflow_server(["server", "--workers", "1", "--backend-store-uri",
-                            f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
-                            str(tmp_path / "artifacts")], env)
-    with server as url:
+    with sqlite_server(tmp_path, env) as (url, _):
         proxy = Proxy(url.removeprefix("http://"))
         store = {"MLFLOW_TRACKING_URI": proxy.url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
         proc = run(["initbench", "report"], project, {**env, **store}, check=False)
