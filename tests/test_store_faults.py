@@ -212,3 +212,17 @@ def test_a_logged_model_loads_and_logging_it_leaves_its_run_to_its_owner(mlflow_
     for flavor in (mlflow.pyfunc, mlflow.keras):
         got = np.asarray(flavor.load_model(f"models:/{logged.model_id}").predict(x))
         np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_a_new_sqlite_store_keeps_even_default_artifacts_beside_it(tmp_path, monkeypatch):
+    """A store first created from another directory (DVC's throwaway copy) still gets its
+    Default experiment's artifacts in mlruns/ beside its file, never ./mlruns of that copy."""
+    elsewhere = tmp_path / "copy"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    tracking.use_project_store()
+    default = MlflowClient(uri).get_experiment("0").artifact_location
+    assert default == (tmp_path / "store" / "mlruns" / "0").as_uri()
+    assert not (elsewhere / "mlruns").exists()

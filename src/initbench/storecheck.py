@@ -70,6 +70,18 @@ def creation_lock(uri: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def create_sqlite(uri: str, artifacts: Path | None) -> None:
+    """Create a SQLite store that does not exist yet with ``artifacts`` as its artifact root (in
+    :func:`creation_lock`): MLflow would give its Default experiment ``./mlruns`` of whatever
+    directory the first stage runs in -- inside DVC's throwaway copy for ``dvc exp run --temp``,
+    deleted with it."""
+    db = Path(uri.removeprefix("sqlite:///").partition("?")[0])
+    if uri.startswith("sqlite:///") and artifacts is not None and not db.exists():
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        SqlAlchemyStore(uri, artifacts.as_uri()).engine.dispose()
+
+
 def _chain(err: BaseException) -> list[BaseException]:
     chain = [err]
     while len(chain) < 10 and (nxt := chain[-1].__cause__ or chain[-1].__context__) is not None:

@@ -80,6 +80,7 @@ def use_project_store() -> str:
     uri = mlflow.get_tracking_uri()
     try:
         with storecheck.budget(storecheck.CHECK), storecheck.creation_lock(uri):
+            storecheck.create_sqlite(uri, artifact_root(uri))
             MlflowClient().search_experiments(max_results=1)
     except Exception as err:  # any failure to use the store is one line with its reason
         raise TrackingError(storecheck.problem(uri, err)) from None
