@@ -96,15 +96,21 @@ def first_model(root: Path) -> Path:
     return root / "data/runs/baseline" / runs[0]["model_file"]
 
 
+def log_into_new_store(root: Path, env: dict, tmp_path: Path, undo) -> tuple:
+    """``initbench log`` into a new SQLite store (tmp_path/log.db), then ``undo()`` the damage:
+    (the process, the store's URI)."""
+    uri = f"sqlite:///{tmp_path / 'log.db'}"
+    try:
+        return run(["initbench", "log"], root, {**env, "MLFLOW_TRACKING_URI": uri}, check=False), uri
+    finally:
+        undo()
+
+
 def test_log_with_a_missing_model_file_fails_before_any_run(root, env, tmp_path):
     model = first_model(root)
     aside = tmp_path / "aside.keras"
     shutil.move(model, aside)
-    uri = f"sqlite:///{tmp_path / 'log.db'}"
-    try:
-        proc = run(["initbench", "log"], root, {**env, "MLFLOW_TRACKING_URI": uri}, check=False)
-    finally:
-        shutil.move(aside, model)
+    proc, uri = log_into_new_store(root, env, tmp_path, undo=lambda: shutil.move(aside, model))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith(f"initbench log: error: {model}: missing (model ")
     assert not (tmp_path / "log.db").exists() or statuses(uri) == {}
@@ -114,11 +120,7 @@ def test_log_with_a_damaged_model_file_leaves_no_run_running(root, env, tmp_path
     model = first_model(root)
     good = model.read_bytes()
     model.write_bytes(os.urandom(len(good)))
-    uri = f"sqlite:///{tmp_path / 'log.db'}"
-    try:
-        proc = run(["initbench", "log"], root, {**env, "MLFLOW_TRACKING_URI": uri}, check=False)
-    finally:
-        model.write_bytes(good)
+    proc, uri = log_into_new_store(root, env, tmp_path, undo=lambda: model.write_bytes(good))
     assert proc.returncode != 0
     ended = statuses(uri)
     assert ended and "RUNNING" not in ended.values() and "FAILED" in ended.values(), ended
