@@ -161,6 +161,8 @@ class StudyConfig:
     vary_data_order: bool
     confidence: float
     equivalence_margin: float
+    deep_equivalence_margin: float
+    trained_within: float
     diagnostics_batch: int
     datasets: DatasetsConfig
     lr_sweep: LrSweepConfig
@@ -168,6 +170,12 @@ class StudyConfig:
     conv: ConvConfig
     phase: PhaseConfig
     strategies: StrategiesConfig
+
+    def margin(self, cell: str) -> float:
+        """The equivalence margin of a cell: the pipeline's (its datasets, its learning rates)
+        or the deep cells' (depth, strategy, conv), which resolve less."""
+        pipeline = cell in ("baseline", "lr_sweep") or cell.startswith("dataset-")
+        return self.equivalence_margin if pipeline else self.deep_equivalence_margin
 
     def __post_init__(self) -> None:
         if self.seeds < 1:
@@ -178,5 +186,11 @@ class StudyConfig:
         if not 0 < self.equivalence_margin <= 0.5:
             _fail("study.equivalence_margin", self.equivalence_margin,
                   "a number in (0, 0.5] (accuracy, e.g. 0.003 = 0.3 pp)")
+        if not 0 < self.deep_equivalence_margin <= 0.5:
+            _fail("study.deep_equivalence_margin", self.deep_equivalence_margin,
+                  "a number in (0, 0.5] (accuracy, e.g. 0.01 = 1 pp)")
+        if not 0 < self.trained_within <= 1:
+            _fail("study.trained_within", self.trained_within,
+                  "a number in (0, 1] (accuracy below the cell's best, e.g. 0.1 = 10 pp)")
         if self.diagnostics_batch < 16:
             _fail("study.diagnostics_batch", self.diagnostics_batch, "an integer >= 16")

@@ -1,11 +1,19 @@
-"""The study report's figures (matplotlib, written as PNG)."""
+"""The study report's figures (matplotlib, written as PNG); the depth figures are in
+``figures_depth``.
+
+Differences are drawn as differences: the comparison plots each initializer's paired difference
+from the reference with its interval on a linear pp axis that holds 0 and the equivalence band,
+the picture of the verdicts of two one-sided tests (Schuirmann 1987), not accuracies on an axis
+cut to make their gaps visible.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import matplotlib
 import matplotlib.ticker
@@ -14,36 +22,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from initbench.report.stats import Interval
-from initbench.results import by_label, mean_curve
 
-
-def _save(fig: Any, path: Path) -> None:
+def save(fig: Any, path: Path) -> None:
+    """Write ``fig`` to ``path`` (PNG) and free it."""
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def accuracy_vs_depth(summary: Mapping[tuple[int, str, str], Interval], depths: Sequence[int],
-                      activations: Sequence[str], labels: Sequence[str], path: Path,
-                      xlabel: str = "hidden layers") -> None:
-    """Test accuracy vs depth, one line per initializer with CI bars, one panel per activation."""
-    fig, axes = plt.subplots(1, len(activations), figsize=(6.5 * len(activations), 4.8), squeeze=False)
-    for ax, act in zip(axes[0], activations, strict=True):
-        for j, label in enumerate(labels):
-            ivs = [summary[(d, act, label)] for d in depths]
-            mean = np.array([iv.mean for iv in ivs])
-            low = np.array([iv.mean - iv.low if math.isfinite(iv.low) else 0 for iv in ivs])
-            high = np.array([iv.high - iv.mean if math.isfinite(iv.high) else 0 for iv in ivs])
-            xs = np.arange(len(depths)) + (j - len(labels) / 2) * 0.03
-            ax.errorbar(xs, mean, yerr=[low, high], marker="o", ms=4, capsize=3, label=label)
-        ax.set_xticks(range(len(depths)), [str(d) for d in depths])
-        ax.set(xlabel=xlabel, ylabel="test accuracy", title=f"{act}", ylim=(0, 1))
-        ax.axhline(0.1, color="grey", lw=0.8, ls=":")
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=8, loc="lower left")
-    fig.suptitle("Test accuracy vs depth (mean and confidence interval over seeds)")
-    _save(fig, path)
 
 
 def per_layer(curves: Mapping[str, Mapping[str, Sequence[float]]], ylabel: str, title: str,
@@ -75,7 +59,7 @@ def per_layer(curves: Mapping[str, Mapping[str, Sequence[float]]], ylabel: str, 
     for ax in axes[0]:  # each panel names its own exact zeros
         ax.legend(fontsize=7)
     fig.suptitle(title)
-    _save(fig, path)
+    save(fig, path)
 
 
 def learning_curves(members: Sequence[Mapping[str, Any]], path: Path) -> None:
@@ -96,33 +80,98 @@ def learning_curves(members: Sequence[Mapping[str, Any]], path: Path) -> None:
         ax.set_ylim(min(good) - 0.02, 1.0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save(fig, path)
 
 
-def comparison(members: Sequence[Mapping[str, Any]], path: Path) -> None:
-    """The pipeline cell at a glance: validation accuracy per epoch (mean over seeds) and test
-    accuracy (mean over seeds, every seed as a dot), one colour per initializer."""
-    groups = by_label(members)
-    fig, (curves, bars) = plt.subplots(1, 2, figsize=(13, 5))
-    for label, group in groups.items():
-        rows = mean_curve(group)
-        curves.plot([r["epoch"] for r in rows], [r["val_accuracy"] for r in rows], marker="o",
-                    ms=3, label=label)
-    curves.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
-    curves.grid(alpha=0.3)
-    curves.legend(fontsize=8)
-    order = sorted(groups, key=lambda k: np.mean([m["test_accuracy"] for m in groups[k]]))
-    means = [float(np.mean([m["test_accuracy"] for m in groups[k]])) for k in order]
-    bars.barh(order, means, color="tab:blue", alpha=0.6)
-    for i, label in enumerate(order):
-        accs = [m["test_accuracy"] for m in groups[label]]
-        bars.plot(accs, [i] * len(accs), "k.", ms=4)
-        bars.text(max(means[i], *accs), i, f"  {means[i]:.4f}", va="center", fontsize=8)
-    good = [m for m in means if m > 0.5] or means
-    low = min(good)
-    bars.set_xlim(max(0.0, low - (1 - low) * 0.5 - 0.01), 1.0)
-    bars.set(xlabel="test accuracy", title="Test accuracy (bar: mean; dots: seeds)")
-    _save(fig, path)
+class DiffRow(NamedTuple):
+    """One initializer in the comparison figure: its paired difference from the reference and
+    that difference's interval (accuracy fractions), the verdict, and a note for a row with no
+    interval (e.g. "no interval (1/5 trained)")."""
+    label: str
+    difference: float
+    low: float
+    high: float
+    verdict: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ComparisonLayout:
+    """What the comparison figure draws, in pp: row i at y = i (top to bottom)."""
+    labels: list[str]
+    x: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    drawn: np.ndarray  # rows with a finite difference and interval
+    texts: list[str]  # beside each row: the numbers (where drawn) and the verdict
+    notes: list[str]  # in place of a missing interval
+    margin: float
+    xlim: tuple[float, float]
+
+
+def comparison_layout(rows: Sequence[tuple[Any, ...]], margin: float) -> ComparisonLayout:
+    """The comparison's data in pp on a linear axis that holds 0, the margin band and every
+    interval, so a bar's length is the difference itself (no truncated axis)."""
+    rs = [DiffRow(*r) for r in rows]
+    x, low, high = (np.array([100 * getattr(r, k) for r in rs], dtype=np.float64)
+                    for k in ("difference", "low", "high"))
+    drawn = np.isfinite(x) & np.isfinite(low) & np.isfinite(high)
+    texts = [f"{x[i]:+.2f} [{low[i]:+.2f}, {high[i]:+.2f}] pp: {r.verdict}" if drawn[i]
+             else r.verdict for i, r in enumerate(rs)]
+    notes = ["" if drawn[i] else r.note or "no interval" for i, r in enumerate(rs)]
+    m = 100 * margin
+    lo = min(-m, 0.0, *low[drawn])
+    hi = max(m, 0.0, *high[drawn])
+    pad = 0.08 * (hi - lo)
+    return ComparisonLayout([r.label for r in rs], x, low, high, drawn, texts, notes, m,
+                            (lo - pad, hi + pad))
+
+
+def draw_comparison(layout: ComparisonLayout, reference: str, title: str) -> Any:
+    """The figure of ``layout``: one line per initializer (point and interval), 0, the margin."""
+    n = len(layout.labels)
+    fig, ax = plt.subplots(figsize=(11, 0.45 * n + 2.2))
+    ys, ok = np.arange(n), layout.drawn
+    ax.axvspan(-layout.margin, layout.margin, color="grey", alpha=0.15,
+               label=f"equivalence margin +-{layout.margin:g} pp")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.errorbar(layout.x[ok], ys[ok], xerr=[layout.x[ok] - layout.low[ok],
+                                            layout.high[ok] - layout.x[ok]],
+                fmt="o", ms=5, capsize=3, color="tab:blue", label="difference and its interval")
+    for y, text in zip(ys, layout.texts, strict=True):
+        # Beside the axes, so long verdicts never cover an interval or change the axis.
+        ax.text(1.02, y, text, transform=ax.get_yaxis_transform(), va="center", fontsize=8)
+    for y in ys[~ok]:
+        ax.text(0.5, y, layout.notes[y], transform=ax.get_yaxis_transform(), ha="center",
+                va="center", fontsize=8, color="grey", style="italic")
+    ax.set_yticks(ys, layout.labels)
+    ax.set_ylim(n - 0.5, -0.5)  # the first row on top
+    ax.set_xlim(*layout.xlim)
+    ax.set(xlabel=f"test accuracy minus {reference} (pp), paired by seed", title=title)
+    ax.grid(alpha=0.3, axis="x")
+    # Below the axis label, where it can cover no row.
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.6 / (0.45 * n + 0.8)),
+              ncol=2, frameon=False)
+    return fig
+
+
+def comparison(rows: Sequence[tuple[Any, ...]], reference: str, margin: float, path: Path,
+               title: str) -> ComparisonLayout:
+    """The pipeline cell at a glance: each initializer's paired difference from ``reference``
+    with its interval, against 0 and the equivalence band +-``margin`` (rows: ``DiffRow``s or
+    plain tuples of its fields, in accuracy fractions; drawn in pp)."""
+    layout = comparison_layout(rows, margin)
+    save(draw_comparison(layout, reference, title), path)
+    return layout
+
+
+def summary_rows(cell: Mapping[str, Any]) -> list[DiffRow]:
+    """A cell summary (``tables.cell_table``) as comparison rows, the reference left out: the
+    largest difference first, rows with no interval last, each saying how many runs trained."""
+    rows = [DiffRow(label, s["difference"], s["difference_low"], s["difference_high"],
+                    s["vs_reference"], f"no interval ({s['trained']}/{s['seeds']} trained)")
+            for label, s in cell["initializers"].items() if label != cell["reference"]]
+    return sorted(rows, key=lambda r: -r.difference if math.isfinite(r.low) else math.inf)
 
 
 def dataset_differences(summary: Mapping[str, dict[str, Any]], names: Mapping[str, str],
@@ -150,4 +199,4 @@ def dataset_differences(summary: Mapping[str, dict[str, Any]], names: Mapping[st
            title="The same comparison on every dataset")
     ax.grid(alpha=0.3, axis="x")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save(fig, path)

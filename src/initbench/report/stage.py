@@ -17,17 +17,17 @@ from initbench import publish, tracking
 from initbench.config import Params
 from initbench.paths import REPORT_FILES, atomic_output, cell_name, check_output
 from initbench.report import (
+    answer,
     checks,
     diag_plots,
     figures,
+    figures_depth,
     isometry,
     markdown,
     phase,
     tracked,
 )
-from initbench.report.stats import bounded_interval
 from initbench.report.tables import (
-    by_label,
     cell_table,
     comparison_columns,
     init_profile,
@@ -51,18 +51,22 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
         fig_dir.mkdir(parents=True)
         summary, tables = {}, {}
         for name, cell in cells.items():
-            tables[name], summary[name] = cell_table(cell, conf, params.study.equivalence_margin)
-        figures.comparison(cells["baseline"]["members"], fig_dir / "comparison.png")
+            tables[name], summary[name] = cell_table(cell, conf, params.study.margin(name))
+        base = summary["baseline"]
+        figures.comparison(figures.summary_rows(base), base["reference"], base["margin"],
+                           fig_dir / "comparison.png",
+                           f"Pipeline cell: paired difference from {base['reference']} "
+                           f"({base['difference_confidence']:.2%} interval, Bonferroni)")
         figures.learning_curves(cells["baseline"]["members"], fig_dir / "baseline_curves.png")
         names = markdown.datasets_of(params)
         if len(names) > 1:
             figures.dataset_differences(summary, names, fig_dir / "datasets.png")
         if dc.depths:
             labels = list(dc.initializers)
-            acc = {(d, a, lab): bounded_interval(by_label(cells[cell_name(d, a)], "test_accuracy")[lab], conf)
-                   for d in dc.depths for a in dc.activations for lab in labels}
-            figures.accuracy_vs_depth(acc, dc.depths, dc.activations, labels,
-                                      fig_dir / "accuracy_vs_depth.png")
+            acc = figures_depth.trained_points(
+                {(d, a): cells[cell_name(d, a)] for d in dc.depths for a in dc.activations}, labels, conf)
+            figures_depth.accuracy_vs_depth(acc, dc.depths, dc.activations, labels,
+                                            fig_dir / "accuracy_vs_depth.png", confidence=conf)
             deepest = max(dc.depths)
             deep = {f"depth {deepest}, {a}": cells[cell_name(deepest, a)] for a in dc.activations}
             figures.per_layer({k: init_profile(c, "act_std") for k, c in deep.items()},
@@ -78,17 +82,22 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
         cc = params.study.conv
         if cc.depths:
             labels = list(cc.initializers)
-            acc = {(d, a, lab): bounded_interval(
-                       by_label(cells[cell_name(d, a, "conv")], "test_accuracy")[lab], conf)
-                   for d in cc.depths for a in cc.activations for lab in labels}
-            figures.accuracy_vs_depth(acc, cc.depths, cc.activations, labels,
-                                      fig_dir / "accuracy_vs_conv_depth.png", "conv layers")
+            acc = figures_depth.trained_points(
+                {(d, a): cells[cell_name(d, a, "conv")] for d in cc.depths for a in cc.activations},
+                labels, conf)
+            figures_depth.accuracy_vs_depth(acc, cc.depths, cc.activations, labels,
+                                            fig_dir / "accuracy_vs_conv_depth.png", "conv layers",
+                                            confidence=conf)
         if params.study.phase.depths:
             phase.figure(every, params.study.phase, fig_dir / "phase_diagram.png")
         diag_plots.write(cells, tmp / "diagnostics")
         tracked.write(cells["baseline"], tmp)
-        (tmp / "report.md").write_text(markdown.markdown(params, every, tables, summary))
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        syn = answer.syntheses(params, summary)
+        sections = sections_of(params, every)
+        text = answer.answer(params, summary, syn, {k: v["answer"] for k, v in sections.items()})
+        (tmp / "report.md").write_text(markdown.markdown(params, every, tables, summary, text, syn))
+        record = {**summary, "synthesis": syn, **{k: v["verdicts"] for k, v in sections.items()}}
+        (tmp / "summary.json").write_text(json.dumps(record, indent=1) + "\n")
     try:
         publish.log_report(params.experiment, root, out_dir, comparison_columns(cells["baseline"]),
                            params.registered_model, params.study.seeds)
@@ -97,3 +106,10 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
         print(f"warning: wrote {out_dir}, but publishing it to MLflow failed ({type(err).__name__}: "
               f"{reason}); `initbench log --cell baseline` publishes it once the store answers")
     return summary
+
+
+def sections_of(params: Params, cells: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The sections whose verdicts enter summary.json and the Answer: name -> {"answer": a
+    generated sentence, "verdicts": their summary}."""
+    out: dict[str, dict[str, Any]] = {}
+    return out

@@ -16,16 +16,8 @@ from typing import Any
 import numpy as np
 
 from initbench.config import Params
-from initbench.report.stats import (
-    Interval,
-    bounded_interval,
-    clipped,
-    clopper_pearson,
-    detectable_difference,
-    paired_difference,
-    t_interval,
-    verdict,
-)
+from initbench.report import blocked
+from initbench.report.stats import Interval, bounded_interval, clopper_pearson, t_interval
 from initbench.results import by_label as members_by_label
 from initbench.results import initializer_summary, read_cell
 
@@ -33,8 +25,12 @@ REFERENCE = {"relu": "he_normal", "tanh": "glorot_uniform"}
 
 
 def load_cells(params: Params, cells_dir: Path) -> dict[str, dict[str, Any]]:
-    """Every cell of the current params (``baseline`` first), read from ``cells_dir/<cell>``."""
-    return {name: read_cell(cells_dir / name) for name in params.cells()}
+    """Every cell of the current params (``baseline`` first), read from ``cells_dir/<cell>``, each
+    member's outcome judged by the strict criterion (:func:`judged`; the phase cells keep the
+    chance-level one: their question is whether a weight scale trains at all)."""
+    cells = {name: read_cell(cells_dir / name) for name in params.cells()}
+    return {name: cell if name.startswith("phase-") else judged(cell, params.study.trained_within)
+            for name, cell in cells.items()}
 
 
 def by_label(cell: dict[str, Any], key: str) -> dict[str, list[float]]:
@@ -63,14 +59,16 @@ def comparison(cell: dict[str, Any]) -> list[str]:
     seeds = max(r["seeds"] for r in rows.values())
     mean = " (mean over seeds)" if seeds > 1 else ""
     lines = [f"| initializer | test accuracy{mean} | sd (pp) | test loss | best val accuracy "
-             "| first epoch val acc >= 97% | diverged |",
+             "| first epoch val acc >= 97% | failed (of seeds) |",
              "|---|---:|---:|---:|---:|---:|---:|"]
+    groups = members_by_label(cell["members"])
     for label, r in rows.items():
+        failed = sum(outcome(m) != "ok" for m in groups[label])
         name = label if label == r["initializer"] else f"{label} ({r['initializer']})"
         sd = "-" if r["test_accuracy_sd"] is None else f"{100 * r['test_accuracy_sd']:.2f}"
         reached = "not reached" if r["epochs_to_val_97"] is None else f"{r['epochs_to_val_97']:g}"
         lines.append(f"| {name} | {r['test_accuracy']:.4f} | {sd} | {r['test_loss']:.4f} "
-                     f"| {r['best_val_accuracy']:.4f} | {reached} | {r['diverged']}/{r['seeds']} |")
+                     f"| {r['best_val_accuracy']:.4f} | {reached} | {failed}/{r['seeds']} |")
     return lines
 
 
@@ -89,19 +87,40 @@ def detectable_pp(value: float) -> str:
     return f"{100 * value:.2f} pp" if value <= 1 else "none (over 100 pp)"
 
 
-def outcome(member: dict[str, Any]) -> str:
-    """ok, or how the model failed: *exploded* (a non-finite loss), *collapsed* (at chance,
-    predicting one class: no learning signal reached the hidden layers, e.g. zeros) or *stuck*
-    (at chance, but not on one class)."""
-    if not member["diverged"]:
-        return "ok"
+def _chance_outcome(member: dict[str, Any]) -> str:
     if not all(math.isfinite(r["loss"]) for r in member["history"]):
         return "exploded"
+    if not member["diverged"]:
+        return "ok"
     predicted = np.asarray(member["confusion"]).sum(axis=0)
     return "collapsed" if np.count_nonzero(predicted) == 1 else "stuck"
 
 
-FAILURES = ("exploded", "collapsed", "stuck")
+def outcome(member: dict[str, Any]) -> str:
+    """ok, or how the model failed: *exploded* (a non-finite loss), *collapsed* (at chance,
+    predicting one class: no learning signal reached the hidden layers, e.g. zeros), *stuck* (at
+    chance, several classes) or *partial* (it learned, but ended more than the cell's
+    ``trained_within`` below the cell's best; set by :func:`judged`)."""
+    return member.get("outcome") or _chance_outcome(member)
+
+
+FAILURES = ("exploded", "collapsed", "stuck", "partial")
+
+
+def judged(cell: dict[str, Any], within: float) -> dict[str, Any]:
+    """``cell`` with each member's strict outcome: a run that did not fail at chance trained when
+    its test accuracy is at least the best initializer's median minus ``within``."""
+    groups = members_by_label(cell["members"])
+    best = max((float(np.median([m["test_accuracy"] for m in ms])) for ms in groups.values()),
+               default=math.nan)
+    floor = best - within
+
+    def judge(m: dict[str, Any]) -> str:
+        first = _chance_outcome(m)
+        return "partial" if first == "ok" and not m["test_accuracy"] >= floor else first
+
+    return {**cell, "trained_floor": floor,
+            "members": [{**m, "outcome": judge(m)} for m in cell["members"]]}
 
 
 def successful(cell: dict[str, Any], key: str = "test_accuracy") -> dict[str, dict[int, float]]:
@@ -112,57 +131,88 @@ def successful(cell: dict[str, Any], key: str = "test_accuracy") -> dict[str, di
     return out
 
 
+def reference(cell: dict[str, Any]) -> str:
+    """He for ReLU, Glorot for tanh (else the first label), when the cell has it."""
+    labels = list(members_by_label(cell["members"]))
+    ref = REFERENCE.get(cell["activation"], labels[0])
+    return ref if ref in labels else labels[0]
+
+
+def _decide_text(d: blocked.Decision, c: blocked.Contrast, words: str) -> str:
+    if not math.isfinite(c.estimate):
+        return words
+    if not math.isfinite(d.low):
+        return f"{100 * c.estimate:+.2f} (one pair): {words}"
+    text = f"{100 * c.estimate:+.2f} [{100 * d.low:+.2f}, {100 * d.high:+.2f}]: {words}"
+    if words == "inconclusive":
+        text += (f" (about {d.seeds_needed} seeds would decide it)" if d.seeds_needed
+                 else " (the margin is below what this cell resolves)")
+    return text
+
+
 def cell_table(cell: dict[str, Any], confidence: float, margin: float
                ) -> tuple[list[str], dict[str, Any]]:
-    """Markdown rows and a summary for one cell: per initializer its success rate, the accuracy of
-    its successful runs and the paired difference from the reference (see report.stats)."""
+    """Markdown rows and a summary for one cell: per initializer its success rate and the
+    accuracy of its successful runs, and against the reference first the success rates (exact
+    test), then, where they do not differ, the seed-blocked accuracy difference (report.blocked)."""
     groups = members_by_label(cell["members"])
     acc, loss = successful(cell), successful(cell, "final_train_loss")
-    ref = REFERENCE.get(cell["activation"], next(iter(groups)))
-    ref = ref if ref in groups else next(iter(groups))
+    ref = reference(cell)
+    fit = blocked.pooled(acc)
     # Every initializer is compared with the reference: with m such comparisons at `confidence`
     # each, some would "differ" by chance alone. Bonferroni keeps the family-wise level.
     m = max(1, len(groups) - 1)
-    diff_conf = 1 - (1 - confidence) / m
-    rows = [f"| initializer | trained (of seeds) [{confidence:.0%} CI] | failed: exploded / "
-            f"collapsed / stuck | test accuracy % of trained runs (mean [{confidence:.0%} CI]) "
-            f"| sd (pp) | final train loss | vs {ref}: paired difference (pp) [{diff_conf:.2%} CI: "
-            f"Bonferroni, {m} comparisons], smallest detectable (80% power) |",
-            "|---|---:|---:|---:|---:|---:|---|"]
+    alpha = (1 - confidence) / m
+    pooled = (f"residual sd {100 * fit.sd:.2f} pp on {fit.df} df, pooled over the "
+              f"{len(fit.labels)} initializers that trained in every seed"
+              if math.isfinite(fit.sd) else "no pooled sd (fewer than 2 complete initializers)")
+    rows = [f"Reference {ref}; margin +-{100 * margin:.1f} pp; {pooled}; differences at "
+            f"{1 - alpha:.2%} (Bonferroni, {m} comparisons), equivalence at {1 - 2 * alpha:.2%} "
+            "(two one-sided tests).", "",
+            f"| initializer | trained (of seeds) [{confidence:.0%} CI] | failed: exploded / "
+            f"collapsed / stuck / partial | test accuracy % of trained runs (mean "
+            f"[{confidence:.0%} CI]) | sd (pp) | final train loss | success vs {ref} (exact p) "
+            f"| vs {ref}: difference (pp) [{1 - alpha:.2%} CI], verdict |",
+            "|---|---:|---:|---:|---:|---:|---:|---|"]
     summary = {}
+    ref_k = sum(outcome(x) == "ok" for x in groups[ref])
     for label, members in groups.items():
         kinds = [outcome(x) for x in members]
         k, n = kinds.count("ok"), len(kinds)
         rate_low, rate_high = clopper_pearson(k, n, confidence)
         iv = bounded_interval(list(acc[label].values()), confidence)
         liv = t_interval(list(loss[label].values()), confidence)
-        diff = clipped(paired_difference(acc[label], acc[ref], diff_conf), -1.0, 1.0)
-        detectable = detectable_difference(diff.sd, diff.n, diff_conf)
-        words = verdict(diff, margin)
+        p = blocked.success_p(k, n, ref_k, len(groups[ref]))
+        c = blocked.contrast(acc[label], acc[ref], fit, (label, ref))
+        d = blocked.decide(c, margin, alpha)
+        words = (("lower" if k / n < ref_k / len(groups[ref]) else "higher") + " success rate"
+                 if p < alpha else d.verdict)
         if label == ref:
-            text = "reference"
-        elif math.isfinite(diff.low):
-            star = "*" if diff.method.endswith("clipped") else ""
-            text = (f"{100 * diff.mean:+.2f} [{100 * diff.low:+.2f}, {100 * diff.high:+.2f}]{star}: "
-                    f"{words}" + (f" (detectable: {detectable_pp(detectable)})"
-                                  if words in ("equivalent", "inconclusive") else ""))
+            text, ptext = "reference", "-"
         else:
-            text = words
+            ptext = f"{p:.2g}" if p < 1 else "1"
+            text = (f"trains in {k}/{n} vs {ref_k}/{len(groups[ref])}: {words}"
+                    if words.endswith("success rate") else _decide_text(d, c, words))
         fails = " / ".join(str(kinds.count(f)) for f in FAILURES)
         sd = f"{100 * iv.sd:.2f}" if math.isfinite(iv.sd) else "-"
         lost = f"{liv.mean:.4f}" if math.isfinite(liv.mean) else "-"
         rows.append(f"| {label} | {k}/{n} [{100 * rate_low:.0f}, {100 * rate_high:.0f}]% | {fails} "
-                    f"| {pct(iv)} | {sd} | {lost} | {text} |")
+                    f"| {pct(iv)} | {sd} | {lost} | {ptext} | {text} |")
         summary[label] = {"mean": iv.mean, "low": iv.low, "high": iv.high, "sd": iv.sd,
                           "n": iv.n, "interval": iv.method, "trained": k, "seeds": n,
                           "trained_low": rate_low, "trained_high": rate_high,
                           **{f: kinds.count(f) for f in FAILURES},
-                          "final_train_loss": liv.mean, "vs_reference": words,
-                          "difference": diff.mean, "difference_low": diff.low,
-                          "difference_high": diff.high, "pairs": diff.n,
-                          "detectable_difference": detectable}
-    return rows, {"reference": ref, "difference_confidence": diff_conf, "margin": margin,
-                  "initializers": summary}
+                          "final_train_loss": liv.mean, "success_p": p,
+                          "difference": c.estimate, "se": c.se, "df": c.df,
+                          "difference_low": d.low,
+                          "difference_high": d.high, "equivalence_low": d.eq_low,
+                          "equivalence_high": d.eq_high, "pairs": c.n, "method": c.method,
+                          "detectable_difference": d.detectable, "seeds_needed": d.seeds_needed,
+                          **({} if label == ref else {"vs_reference": words})}
+    return rows, {"reference": ref, "difference_confidence": 1 - alpha, "margin": margin,
+                  "comparisons": m, "pooled_sd": fit.sd, "pooled_df": fit.df,
+                  "pooled_over": list(fit.labels),
+                  "trained_floor": cell.get("trained_floor"), "initializers": summary}
 
 
 def init_profile(cell: dict[str, Any], stat: str) -> dict[str, list[float]]:
