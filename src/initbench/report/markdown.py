@@ -101,7 +101,8 @@ def markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]]
         lines += [f"## {number}. Convolutional networks: does He beat Xavier in deeper CNNs? "
                   f"({cc.width} filters per 3x3 conv, {cc.optimizer} lr {cc.learning_rate}, "
                   f"{cc.epochs} epochs, {cc.seeds} seeds)", "",
-                  *conv.markdown(summary, cc, "figures/accuracy_vs_conv_depth.png"), ""]
+                  *conv.markdown(cells, cc, "figures/accuracy_vs_conv_depth.png",
+                                 params.study.confidence, params.study.deep_equivalence_margin), ""]
         for d in cc.depths:
             for a in cc.activations:
                 lines += [f"### {d} conv layers, {a}", "", *tables[cell_name(d, a, "conv")], ""]
@@ -111,8 +112,9 @@ def markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]]
         plain = {k: getattr(dc, k) for k in TRAINING_KEYS}
         lines += [f"## {number}. Optimization strategies: does a better optimizer make the "
                   f"initializer matter less? ({st.depth} hidden layers, {st.activation})", "",
-                  *strategies.markdown(cells, summary, st, strategies.describe(st, plain),
-                                       params.study.confidence), ""]
+                  *strategies.markdown(cells, st, strategies.describe(st, plain),
+                                       params.study.confidence,
+                                       params.study.deep_equivalence_margin), ""]
         number += 1
     if params.study.phase.depths:
         lines += [f"## {number}. Where each weight scale trains: the phase diagram", "",

@@ -19,12 +19,14 @@ from initbench.paths import REPORT_FILES, atomic_output, cell_name, check_output
 from initbench.report import (
     answer,
     checks,
+    conv,
     diag_plots,
     figures,
     figures_depth,
     isometry,
     markdown,
     phase,
+    strategies,
     tracked,
 )
 from initbench.report.tables import (
@@ -111,5 +113,12 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
 def sections_of(params: Params, cells: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The sections whose verdicts enter summary.json and the Answer: name -> {"answer": a
     generated sentence, "verdicts": their summary}."""
+    st, conf = params.study, params.study.confidence
     out: dict[str, dict[str, Any]] = {}
+    if st.strategies.variants:
+        res = strategies.summary(cells, st.strategies, conf, st.deep_equivalence_margin)
+        out["strategies"] = {"answer": strategies.answer(res), "verdicts": res}
+    if st.conv.depths:
+        res = conv.summary(cells, st.conv, conf, st.deep_equivalence_margin)
+        out["conv"] = {"answer": conv.answer(res), "verdicts": res}
     return out
