@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 import pytest
@@ -90,9 +92,59 @@ def test_isometry_table_checks_theory_and_the_orthogonal_claim():
         return {"activation": "linear", "config": {"model.hidden": [4, 4, 4]}, "members": members}
 
     text = "\n".join(isometry.table(cell(1.5), 0.95))
-    assert "| orthogonal_g1 | 1 | 1 [" in text and "| yes |" in text
-    assert "| wrong | 1 | 9 [" in text and "| **no** |" in text  # 9x the predicted mean square
+    # Every seed measures 1: the printed interval is [1, 1], not widened by the 10% tolerance.
+    assert ("| orthogonal_g1 | 1 | 1 [1, 1] | +0.00 [+0.00, +0.00] | yes | 0%, 0%, 0% "
+            "| 1.44, 1.44, 1.44 |") in text  # p95/p5 of geomspace over 1.5: 1.5^0.9
+    assert "| wrong | 1 | 9 [9, 9] | +2.20 [+2.20, +2.20] | **no** |" in text  # 9x: log 9 = 2.20
     assert "✓ Orthogonal weights (gain 1) keep J's spectrum narrower" in text
     assert "✗ Orthogonal" in "\n".join(isometry.table(cell(40.0), 0.95))  # must fail: wider
     relu = {**cell(1.5), "activation": "relu"}  # ReLU cannot be isometric: the claim is not made
     assert "Orthogonal weights" not in "\n".join(isometry.table(relu, 0.95))
+
+
+def _relu_like(zeros: int, total: int = 2048, seed: int = 0) -> tuple[dict, np.ndarray]:
+    """A member whose pooled singular values are ``zeros`` round-off zeros (1e-90 to 1e-40 of the
+    largest: what float64 makes of exact zeros) and log-uniform non-zero ones over 0.05-2."""
+    rng = np.random.default_rng(seed)
+    nonzero = np.exp(rng.uniform(np.log(0.05), np.log(2.0), total - zeros))
+    values = np.concatenate([10.0 ** rng.uniform(-90, -40, zeros), nonzero])
+    member = _synthetic("he_normal", seed, 2.0, 1.0)
+    member["jacobian_sv_percentiles"] = np.percentile(values, np.linspace(0, 100, 101)).tolist()
+    return member, nonzero
+
+
+@pytest.mark.parametrize("zeros, rel", [(0, 1e-9), (300, 0.1), (1126, 0.2), (1800, None)])
+def test_zero_singular_values_are_counted_apart_from_the_spread(zeros, rel):
+    """The old spread p95/p5 over all values read 1e40-1e90 for ReLU: round-off of exact zeros.
+    The zero share is known to the stored percentiles' 1%, the non-zero spread to ``rel``."""
+    from initbench.report import isometry
+
+    member, nonzero = _relu_like(zeros)
+    low, high = isometry.zero_share(member, 256)
+    assert low <= zeros / 2048 <= high and high - low <= 0.01 + 1e-12
+    spread = isometry.spread(member, 256)
+    if rel is None:  # 88% zeros: 12 non-zero percentiles resolve no 5th percentile
+        assert math.isnan(spread)
+        return
+    assert spread == pytest.approx(np.percentile(nonzero, 95) / np.percentile(nonzero, 5), rel=rel)
+
+
+def test_relu_table_reports_the_zero_share_and_a_finite_spread():
+    from initbench.report import isometry
+
+    members = [_relu_like(1126, seed=s)[0] for s in range(3)]
+    cell = {"activation": "relu", "config": {"model.hidden": [4, 4, 4]}, "members": members}
+    row = next(line for line in isometry.table(cell, 0.95) if line.startswith("| he_normal |"))
+    cells = [c.strip() for c in row.split("|")]
+    assert cells[6] == "54-55%, 54-55%, 54-55%"
+    assert all(20 < float(v) < 35 for v in cells[7].split(", "))  # not 1e+40 and more
+
+
+def test_intro_says_what_sets_the_spread():
+    """Not the weights alone: the activation's derivatives too (ReLU: exact zeros)."""
+    from initbench.report import isometry
+
+    text = isometry.intro()
+    assert "set by the weights' distribution" not in text
+    assert "depends on both the weights' distribution" in text and "derivatives" in text
+    assert "exactly-zero singular values" in text and "Pennington, Schoenholz & Ganguli 2017" in text

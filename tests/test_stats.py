@@ -1,4 +1,4 @@
-"""Confidence intervals: known values, coverage on generated data, and the verdict words."""
+"""Confidence intervals: known values and coverage on generated data; the power of a test."""
 
 from __future__ import annotations
 
@@ -8,16 +8,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from initbench.report import blocked
 from initbench.report.stats import (
     Interval,
     bounded_interval,
     clipped,
     clopper_pearson,
-    detectable_difference,
     paired_difference,
     t_interval,
-    verdict,
-    welch_difference,
 )
 
 
@@ -34,30 +32,6 @@ def test_t_interval_covers_the_true_mean_at_the_nominal_rate():
     rng = np.random.default_rng(0)
     hits = sum(t_interval(rng.normal(10, 2, 5), 0.95).contains(10) for _ in range(4000))
     assert 0.935 < hits / 4000 < 0.965  # binomial sd of the rate ~0.0034
-
-
-def test_welch_difference_known_values_and_verdicts():
-    # Welch-Satterthwaite df, not the pooled n1 + n2 - 2: pinned against scipy's own Welch test.
-    a, b = [1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 4.0, 9.0, 11.0, 16.0, 20.0, 25.0]
-    iv = welch_difference(a, b, 0.95)
-    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
-    assert (iv.low, iv.high) == pytest.approx((ci.low, ci.high))
-    pooled = stats.ttest_ind(a, b, equal_var=True).confidence_interval(0.95)
-    assert (pooled.low, pooled.high) != pytest.approx((iv.low, iv.high), abs=0.1)  # not pooled
-    rng = np.random.default_rng(1)
-    apart = welch_difference(rng.normal(0.98, 0.001, 5), rng.normal(0.95, 0.001, 5), 0.95)
-    assert verdict(apart, 0.003) == "higher accuracy" and apart.low > 0
-    assert verdict(welch_difference([0.5, 0.5], [0.9, 0.9], 0.95), 0.003) == "lower accuracy"
-    assert verdict(welch_difference([1.0], [2.0, 3.0], 0.95), 0.003) == "not enough finite values"
-
-
-def test_verdicts_are_three_way():
-    """Equivalence needs the whole interval inside the margin; a wide interval around 0 is
-    inconclusive (the old two-way verdict called it "no detectable difference")."""
-    assert verdict(Interval(0.0003, 0, -0.001, 0.0016, 5), 0.003) == "equivalent"
-    assert verdict(Interval(0.03, 0, -0.5021, 0.5621, 3), 0.003) == "inconclusive"
-    assert verdict(Interval(0.002, 0, -0.001, 0.005, 3), 0.003) == "inconclusive"
-    assert verdict(Interval(0.002, 0, 0.001, 0.0025, 3), 0.003) == "higher accuracy"
 
 
 def test_paired_difference_uses_only_common_finite_seeds():
@@ -98,20 +72,14 @@ def test_clopper_pearson_known_values():
 
 def test_detectable_difference_has_the_stated_power():
     """Simulated paired t tests at the returned difference reject 80% of the time."""
-    sd, n, conf = 0.0015, 8, 1 - 0.05 / 9
-    delta = detectable_difference(sd, n, conf)
+    sd, n, alpha = 0.0015, 8, 0.05 / 9
+    delta = blocked.detectable(sd / math.sqrt(n), n - 1, alpha)
     assert delta == pytest.approx(0.0026, abs=2e-4)  # about 0.26 pp: 8 seeds detect 0.3 pp
     rng = np.random.default_rng(3)
-    crit = stats.t.ppf(0.5 + conf / 2, n - 1)
+    crit = stats.t.ppf(1 - alpha / 2, n - 1)
     d = rng.normal(delta, sd, (20000, n))
     tstat = d.mean(axis=1) / (d.std(axis=1, ddof=1) / math.sqrt(n))
     assert np.mean(np.abs(tstat) > crit) == pytest.approx(0.8, abs=0.01)
-    assert detectable_difference(sd, 3, conf) > detectable_difference(sd, 8, conf)
-    assert math.isnan(detectable_difference(sd, 1, conf)) and detectable_difference(0.0, 5, conf) == 0
-
-
-def test_welch_coverage_with_unequal_variances():
-    rng = np.random.default_rng(2)
-    hits = sum(welch_difference(rng.normal(1, 1, 5), rng.normal(0, 3, 8), 0.95).contains(1.0)
-               for _ in range(4000))
-    assert 0.93 < hits / 4000 < 0.97
+    # More df at the same standard error: a smaller detectable difference.
+    assert blocked.detectable(sd / math.sqrt(3), 2, alpha) > blocked.detectable(sd / math.sqrt(3), 40, alpha)
+    assert math.isnan(blocked.detectable(sd, 0, alpha)) and blocked.detectable(0.0, 5, alpha) == 0

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from initbench.report import checks, theory
+from initbench.report import checks, stats, theory
 
 
 def test_relu_map_is_he_s_factor_two():
@@ -52,11 +52,64 @@ def test_prediction_matches_a_real_deep_network(activation, sigma_w2, tolerance)
 
 
 def test_agreement_can_fail():
-    assert checks.agreement([0.41, 0.41, 0.41], [0.40, 0.42, 0.41], 0.95)[-1] is True
+    assert theory.agreement([0.41, 0.41, 0.41], [0.40, 0.42, 0.41], 0.95).agrees is True
     # The old check accepted any ratio in 0.1-10: a 2x miss must now be reported.
-    assert checks.agreement([0.41, 0.41, 0.41], [0.80, 0.84, 0.82], 0.95)[-1] is False
-    assert checks.agreement([0.86], [0.60], 0.95, log=False)[-1] is False
-    assert checks.agreement([math.nan], [0.6], 0.95)[-1] is None
+    assert theory.agreement([0.41, 0.41, 0.41], [0.80, 0.84, 0.82], 0.95).agrees is False
+    assert theory.agreement([0.86], [0.60], 0.95, log=False).agrees is False
+    assert theory.agreement([math.nan], [0.6], 0.95).agrees is None
+
+
+def test_agreement_keeps_the_interval_and_the_tolerance_apart():
+    """The printed interval is the measurement's t interval; the 10% tolerance only decides."""
+    measured = [0.9, 1.0, 1.1]
+    a = theory.agreement([1.05] * 3, measured, 0.95)
+    iv = stats.t_interval(np.log(measured), 0.95)
+    assert (a.low, a.high) == pytest.approx((math.exp(iv.low), math.exp(iv.high)))  # not widened
+    assert a.measured == pytest.approx(math.exp(iv.mean))
+    # The signed log ratio, per seed, with its interval: log(measured / 1.05).
+    assert a.effect.mean == pytest.approx(iv.mean - math.log(1.05))
+    assert a.effect.high - a.effect.low == pytest.approx(iv.high - iv.low)
+    # Seeds that agree exactly: a zero-width interval, yet a 5% miss is within the tolerance ...
+    exact = theory.agreement([1.05] * 3, [1.0] * 3, 0.95)
+    assert (exact.low, exact.high, exact.agrees) == (1.0, 1.0, True)
+    assert checks.effect_text(exact) == "-0.05 [-0.05, -0.05]"
+    # ... and a 15% miss is not.
+    assert theory.agreement([1.15] * 3, [1.0] * 3, 0.95).agrees is False
+    text = checks.describe(exact, 0.95, "{:.3g}".format)
+    assert text == ("measured 1 [1, 1] (95% CI); log(measured/predicted) -0.05 [-0.05, -0.05]; "
+                    "agrees within the 10% tolerance")
+    # A share (log=False) is compared as a difference, in pp; its tolerance is 10% of the share.
+    share = theory.agreement([0.50] * 3, [0.52, 0.53, 0.54], 0.95, log=False)
+    assert share.agrees is True and (share.low, share.high) == pytest.approx((0.5052, 0.5548), abs=1e-4)
+    assert checks.effect_text(share) == "+3.0 [+0.5, +5.5] pp"
+
+
+def test_nominal_variances_are_the_initializers_promises():
+    s2 = theory.nominal_sigma_w2
+    assert s2("he_normal", {}, 256, 256, "relu") == 2.0
+    assert s2("he_uniform", {"negative_slope": 0.2}, 256, 256, "relu") == pytest.approx(2 / 1.04)
+    assert s2("glorot_uniform", {}, 784, 256, "tanh") == pytest.approx(2 * 784 / 1040)
+    assert s2("lecun_normal", {}, 256, 256, "tanh") == 1.0
+    assert s2("gaussian", {"stddev": 1.0}, 256, 256, "relu") == 256.0
+    assert s2("random_normal", {}, 256, 256, "relu") == pytest.approx(0.05**2 * 256)
+    assert s2("truncated_normal", {"stddev": 0.1}, 100, 100, "relu") == pytest.approx(0.7737413)
+    assert s2("orthogonal", {"gain": "auto"}, 256, 256, "relu") == pytest.approx(2.0)
+    assert s2("orthogonal", {"gain": 1.0}, 784, 256, "tanh") == pytest.approx(1.0)  # tall: W^T W = I
+    assert s2("variance_scaling", {"scale": 2.0, "mode": "fan_avg"}, 300, 100, "relu") == 3.0
+    assert s2("lsuv", {}, 256, 256, "relu") is None  # set by data: it promises nothing
+    assert s2("gaussian", {"mean": 0.1}, 256, 256, "relu") is None
+
+
+def test_nominal_prediction_takes_the_inputs_from_the_data_and_the_variances_from_the_name():
+    # Layer 1 drawn with twice the promised std: q_1 = 4 x what He promises; the inputs' mean
+    # square m_x = q_1 / (784 Var(W_1)) = 0.1 is the data's and survives.
+    k1 = 2 * math.sqrt(2 / 784)
+    diag = {"pre_mean": [[0.0] * 3], "pre_std": [[math.sqrt(784 * k1**2 * 0.1)] * 3],
+            "kernel_std": [[k1, 0.01, 0.01, 0.1]]}
+    pred = theory.nominal("relu", [16, 16, 16], "he_normal", {}, diag)
+    assert pred.q == pytest.approx([0.2, 0.2, 0.2]) and pred.sigma_w2 == [2.0, 2.0]
+    assert theory.from_diagnostics("relu", [16, 16, 16], diag).q[0] == pytest.approx(0.8)
+    assert theory.nominal("relu", [16, 16, 16], "lsuv", {}, diag) is None
 
 
 def _baseline(config_changes: dict) -> dict:

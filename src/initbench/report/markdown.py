@@ -173,11 +173,7 @@ def _depth_sections(params: Params, cells: dict[str, Any], tables: dict[str, lis
               "measured (float64 statistics: nothing under- or overflows)."]
     if deepest > 1:
         lines += ["", f"### Dynamical isometry at initialization (depth {deepest})", "",
-                  "Singular values of J = dh_L / dh_1, the Jacobian of the last hidden layer's "
-                  "activations with respect to the first's, pooled over 8 training examples "
-                  "(Pennington et al. 2017). Mean-field theory predicts their mean square (the "
-                  "product of the layers' chi_1, from each model's measured first layer); the "
-                  "spread is set by the weights' distribution.", "",
+                  isometry.intro(), "",
                   "![Jacobian spectrum](figures/jacobian_spectrum.png)", ""]
         for a in dc.activations:
             lines += [f"**{deepest} hidden layers, {a}**", "",
