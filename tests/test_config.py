@@ -215,7 +215,8 @@ def test_project_cells_baseline_first_then_every_depth_and_activation():
 def test_unknown_cell(full_raw_params):
     with pytest.raises(ConfigError,
                        match=r"params: cell: got 'nope'; allowed: baseline, lr_sweep, "
-                             r"dataset-fashion-mnist, strategy-no_momentum, strategy-weight_decay, "
+                             r"dataset-fashion-mnist, strategy-adam, strategy-no_momentum, "
+                             r"strategy-weight_decay, "
                              r"strategy-cosine, conv-2-relu, conv-2-tanh, conv-8-relu, "
                              r"conv-8-tanh, depth-2-relu"):
         from_dict(full_raw_params).cell("nope")

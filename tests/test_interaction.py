@@ -126,7 +126,8 @@ def test_compare_adjusts_over_the_testable_contrasts_only():
     out, level, m = compare({k: (plain, adam, k, "he") for k in ("a", "b", "z")}, 0.95, 0.003)
     assert m == 1 and level == pytest.approx(0.95)
     assert out["a"]["verdict"] == interaction.NARROWS and out["a"]["confidence"] == level
-    assert out["b"]["verdict"] == "inconclusive: trained 3/4 (plain) vs 4/4 (adam), not a significant change of the success rate"
+    assert out["b"]["verdict"] == ("inconclusive: trained 3/4 (plain) vs 4/4 (adam), not a "
+                                   "significant change of the success rate")
     assert out["z"]["verdict"] == "not testable: 0 seed(s) where all four runs trained"
     assert interaction.row(out["z"]) == "0/4 trained | 0/4 trained | - | " + out["z"]["verdict"]
     assert interaction.row(out["a"]).startswith("-1.00 | -0.50 | +0.50 [+0.50, +0.50] |")

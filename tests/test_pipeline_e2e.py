@@ -29,7 +29,7 @@ CELLS = ("2-relu", "2-tanh", "5-relu", "5-tanh")
 PHASE = ("3-relu", "3-tanh")  # 3 sigma_w x 2 seeds each
 SWEPT = len(LABELS) * 1 * SEEDS  # the learning-rate sweep: one other rate
 FASHION = len(LABELS) * SEEDS  # the pipeline's cell on Fashion-MNIST (study.datasets)
-STRATEGIES = ("no_momentum", "weight_decay", "cosine")  # each retrains depth-5-relu's 5 x 2 models
+STRATEGIES = ("adam", "weight_decay", "cosine")  # each retrains depth-5-relu's 5 x 2 models
 CONV = ("2-relu",)  # one CNN cell: 3 initializers x 2 seeds
 MODELS = (len(LABELS) * SEEDS + SWEPT + FASHION + len(CELLS) * 5 * 2 + len(STRATEGIES) * 5 * 2
           + len(CONV) * 3 * 2 + len(PHASE) * 3 * 2)  # every model, once

@@ -39,13 +39,16 @@ def test_full_is_the_default_with_every_kind_of_study_cell(tmp_path):
     assert set(default.cells()) < set(full.cells())
     kinds = {c.split("-")[0] for c in full.cells()}
     assert kinds == {"baseline", "lr_sweep", "dataset", "depth", "conv", "strategy", "phase"}
-    assert {c.split("-")[0] for c in default.cells()} == {"baseline", "lr_sweep", "depth"}
+    assert {c.split("-")[0] for c in default.cells()} == {"baseline", "lr_sweep", "depth", "strategy",
+                                                           "phase"}
     assert full.study.datasets.names == ("fashion-mnist",) and full.study.lr_sweep.learning_rates
-    assert full.study.strategies.variants and not default.study.strategies.variants
-    # Besides which cells exist, only the seeds differ: a default cell's settings are full's.
+    assert set(default.study.strategies.variants) < set(full.study.strategies.variants)
+    # The pipeline's cell is full's; the default's deep cells are narrower, with more seeds.
     assert (full.model, full.train, full.initializers) == (default.model, default.train,
                                                          default.initializers)
-    assert full.study.seeds == full.study.datasets.seeds == 8 > default.study.seeds
+    assert full.study.seeds == full.study.datasets.seeds == 8 == default.study.seeds
+    assert (full.study.depth.width, full.study.depth.seeds) == (256, 3)
+    assert (default.study.depth.width, default.study.depth.seeds) == (128, 6)
     assert set(default.study.depth.depths) < set(full.study.depth.depths)
     assert full.study.depth.initializers == default.study.depth.initializers
     assert full.study.depth.train_limit == default.study.depth.train_limit

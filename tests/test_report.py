@@ -89,7 +89,7 @@ def test_runs_far_below_the_cells_best_count_as_partial_failures():
     """The strict criterion: 24-44% runs have learned something, but are not trained networks; they
     leave the accuracy comparison and count as failures (*partial*) against the success rate."""
     c = cell({"he_normal": REF, "gaussian_1": [0.24, 0.44, 0.97, 0.30, 0.35]})
-    rows, summary = cell_table(judged(c, 0.10), 0.95, 0.003)
+    _, summary = cell_table(judged(c, 0.10), 0.95, 0.003)
     g = summary["initializers"]["gaussian_1"]
     assert (g["trained"], g["partial"], g["stuck"]) == (1, 4, 0)
     assert g["vs_reference"] == "inconclusive" or g["vs_reference"].endswith("success rate")
