@@ -127,6 +127,8 @@ def test_a_grid_that_never_crosses_the_edge_is_inconclusive_and_says_what_would_
     # Runs that do not follow depth / xi (seed 0 trains everywhere, seed 1 nowhere): no edge.
     coin = phase.summary(_cells(p, lambda a, d, s, seed: 0.9 if seed == 0 else 0.11), p)
     assert all(r["low"] < 3 and r["high"] is None for v in coin.values() for r in v.values())
+    # One grid point (quick's depth 3 at one sigma_w a side) decides nothing, either way.
+    assert phase_fit.fit([4.16], [0], [2]).low == 0 and math.isinf(phase_fit.fit([4.16], [2], [2]).high)
 
 
 def test_the_interval_covers_the_true_c_in_about_95_percent_of_simulated_grids():

@@ -254,7 +254,11 @@ def test_report_holds_the_comparison_and_the_study(project):
     assert "| mnist: test % | mnist: verdict | mnist: epochs to target | fashion-mnist: test %" in other
     assert all(f"| {label} | " in other for label in LABELS) and "Contradicting verdicts:" in other
     assert "#### Statistics over seeds on fashion-mnist (2700 training images, 2 seeds)" in other
-    assert re.search(r"agree on trainability at \*\*\d+ of 6\*\* points", report)
+    assert ("| activation | side | sigma_w | grid points | runs trained | 6 inside | verdict: c "
+            "[interval] |") in report
+    assert all(f"| {a} | {s} | " in report for a, s in (("tanh", "ordered"), ("tanh", "chaotic"),
+                                                       ("relu", "vanishing"), ("relu", "exploding")))
+    assert report.index("## Answer") < report.index("## How to read it") < report.index("## 1.")
     assert "| 3 | " in report.split("**tanh**: test accuracy")[1]
     for name in ("comparison", "accuracy_vs_depth", "activation_std_at_init",
                  "gradient_norm_at_init", "baseline_curves", "phase_diagram", "jacobian_spectrum",

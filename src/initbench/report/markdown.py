@@ -118,7 +118,8 @@ def markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]]
         number += 1
     if params.study.phase.depths:
         lines += [f"## {number}. Where each weight scale trains: the phase diagram", "",
-                  *phase.markdown(cells, params.study.phase, "figures/phase_diagram.png"), ""]
+                  *phase.markdown(cells, params.study.phase, "figures/phase_diagram.png",
+                                  params.study.confidence), ""]
     return "\n".join(lines) + "\n"
 
 

@@ -118,6 +118,9 @@ def sections_of(params: Params, cells: dict[str, Any]) -> dict[str, dict[str, An
     if st.strategies.variants:
         res = strategies.summary(cells, st.strategies, conf, st.deep_equivalence_margin)
         out["strategies"] = {"answer": strategies.answer(res), "verdicts": res}
+    if st.phase.depths:
+        res = phase.summary(cells, st.phase, conf)
+        out["phase"] = {"answer": phase.answer(res), "verdicts": res}
     if st.conv.depths:
         res = conv.summary(cells, st.conv, conf, st.deep_equivalence_margin)
         out["conv"] = {"answer": conv.answer(res), "verdicts": res}
