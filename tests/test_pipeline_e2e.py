@@ -242,7 +242,7 @@ def test_report_holds_the_comparison_and_the_study(project):
     assert "### The study's starting claims" in report
     # The quick profile is not the article's configuration (3,000 images, 2 epochs).
     assert "Not tested: the claims are about the article's configuration" in report
-    assert "- N(0,1) saturates deep tanh (share of |a| > 0.99, depth 5): predicted" in report
+    assert "- N(0,1) saturates deep tanh (share of |a| > 0.99, depth 5):\n  - claim (" in report
     assert "## 3. Signal propagation at initialization (depth 5)" in report
     assert "## 4. Convolutional networks: does He beat Xavier in deeper CNNs?" in report
     assert "## 5. Optimization strategies: does a better optimizer make the" in report

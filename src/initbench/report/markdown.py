@@ -35,7 +35,7 @@ def markdown(params: Params, cells: dict[str, Any], tables: dict[str, list[str]]
         "cross-entropy clips probabilities to [1e-7, 1 - 1e-7], so the loss saturates near "
         "-log(1e-7) = 16.1 and the clipped examples pass no gradient; such runs end *stuck* or "
         "*collapsed*, not *exploded*. Success rates carry Clopper-Pearson intervals and are "
-        "compared with the reference's by Boschloo's exact tesc. "
+        "compared with the reference's by Boschloo's exact test. "
         + ("Seed i orders the batches for every initializer of a cell and seeds its initial "
            "weights, so seeds are blocks: " if sc.vary_data_order else
            "Every seed sees the same batch order (initial weights differ by seed), so seeds are "

@@ -98,7 +98,7 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
         sections = sections_of(params, every)
         text = answer.answer(params, summary, syn, {k: v["answer"] for k, v in sections.items()})
         (tmp / "report.md").write_text(markdown.markdown(params, every, tables, summary, text, syn))
-        record = {**summary, "synthesis": syn, **{k: v["verdicts"] for k, v in sections.items()}}
+        record = {**summary, "synthesis": syn, **{v["key"]: v["verdicts"] for v in sections.values()}}
         (tmp / "summary.json").write_text(json.dumps(record, indent=1) + "\n")
     try:
         publish.log_report(params.experiment, root, out_dir, comparison_columns(cells["baseline"]),
@@ -111,17 +111,18 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
 
 
 def sections_of(params: Params, cells: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The sections whose verdicts enter summary.json and the Answer: name -> {"answer": a
-    generated sentence, "verdicts": their summary}."""
+    """The sections whose verdicts enter summary.json and the Answer: title -> {"key": its key in
+    summary.json, "answer": a generated sentence, "verdicts": their summary}."""
     st, conf = params.study, params.study.confidence
     out: dict[str, dict[str, Any]] = {}
     if st.strategies.variants:
         res = strategies.summary(cells, st.strategies, conf, st.deep_equivalence_margin)
-        out["strategies"] = {"answer": strategies.answer(res), "verdicts": res}
+        out["Optimization strategies"] = {"key": "strategies", "answer": strategies.answer(res),
+                                          "verdicts": res}
     if st.phase.depths:
         res = phase.summary(cells, st.phase, conf)
-        out["phase"] = {"answer": phase.answer(res), "verdicts": res}
+        out["The phase diagram"] = {"key": "phase", "answer": phase.answer(res), "verdicts": res}
     if st.conv.depths:
         res = conv.summary(cells, st.conv, conf, st.deep_equivalence_margin)
-        out["conv"] = {"answer": conv.answer(res), "verdicts": res}
+        out["CNNs across depth"] = {"key": "conv", "answer": conv.answer(res), "verdicts": res}
     return out
