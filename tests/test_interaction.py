@@ -128,8 +128,10 @@ def test_compare_adjusts_over_the_testable_contrasts_only():
     assert out["a"]["verdict"] == interaction.NARROWS and out["a"]["confidence"] == level
     assert out["b"]["verdict"] == ("inconclusive: trained 3/4 (plain) vs 4/4 (adam), not a "
                                    "significant change of the success rate")
-    assert out["z"]["verdict"] == "not testable: 0 seed(s) where all four runs trained"
-    assert interaction.row(out["z"]) == "0/4 trained | 0/4 trained | - | " + out["z"]["verdict"]
+    # An initializer that trains under neither setting has no gap: a status, not a verdict.
+    assert "verdict" not in out["z"]
+    assert out["z"]["status"] == "trains under neither setting: 0/4 (plain), 0/4 (adam)"
+    assert interaction.row(out["z"]) == "0/4 trained | 0/4 trained | - | " + out["z"]["status"]
     assert interaction.row(out["a"]).startswith("-1.00 | -0.50 | +0.50 [+0.50, +0.50] |")
 
 

@@ -51,7 +51,7 @@ def test_full_is_the_default_with_every_kind_of_study_cell(tmp_path):
     assert (default.study.depth.width, default.study.depth.seeds) == (128, 6)
     assert set(default.study.depth.depths) < set(full.study.depth.depths)
     assert full.study.depth.initializers == default.study.depth.initializers
-    assert full.study.depth.train_limit == default.study.depth.train_limit
+    assert (full.study.depth.train_limit, default.study.depth.train_limit) == (20000, 15000)
 
 
 def test_long_extends_full_with_more_seeds_and_a_finer_phase_diagram(tmp_path):

@@ -148,12 +148,12 @@ def test_an_initializer_that_fails_in_one_setting_only_gets_its_success_counts()
     e = res["initializers"]
     assert e["random_normal"]["verdict"] == ("inconclusive: trained 1/3 (plain) vs 3/3 (adam), not a "
                                              "significant change of the success rate")
-    assert e["zeros"]["verdict"] == "not testable: 0 seed(s) where all four runs trained"
+    assert e["zeros"]["status"] == "trains under neither setting: 0/3 (plain), 0/3 (adam)"
     assert e["glorot_uniform"]["verdict"] == "unchanged within the margin"
     assert res["overall"]["initializers"] == ["glorot_uniform"]
     assert res["overall"]["success_changed"] == {"random_normal": {"plain": "1/3", "adam": "3/3"}}
     text = "\n".join(strategies.markdown(cells(plain, adam), S, DESCRIBE, 0.95, 0.003))
-    assert "| adam | zeros | 0/3 trained | 0/3 trained | - | not testable: 0 seed(s) " in text
+    assert "| adam | zeros | 0/3 trained | 0/3 trained | - | trains under neither setting" in text
     assert "| adam | random_normal | 1/3 trained | 3/3 trained | - | inconclusive: trained 1/3" in text
     assert "Trained (plain -> variant): random_normal 1/3 -> 3/3." in text
     assert "| random_normal | 1/3 | 94.00 | 3/3 | 94.33 [" in text

@@ -136,3 +136,16 @@ def test_synthesis_interval_covers_a_common_effect():
         s = synthesis.combine(cs, 0.01, 0.05)
         hits += s.decision.low <= 0.01 <= s.decision.high
     assert hits / runs > 0.93  # the smallest df among the cells: at or above the nominal 95%
+
+
+def test_holm_rejects_step_down_and_keeps_the_family_wise_level():
+    # 1/6 vs 6/6 (p 0.0063) after four 0/6 vs 6/6: Bonferroni over 8 misses it, Holm does not.
+    p = {f"never{i}": blocked.success_p(0, 6, 6, 6) for i in range(4)}
+    p |= {"once": blocked.success_p(1, 6, 6, 6), "same": 1.0, "five": blocked.success_p(5, 6, 6, 6),
+          "half": blocked.success_p(3, 6, 6, 6)}
+    assert p["once"] > 0.05 / 8
+    assert blocked.holm(p, 0.05) == {"never0", "never1", "never2", "never3", "once"}
+    # Under the global null the family-wise error stays at most alpha.
+    rng = np.random.default_rng(8)
+    errors = sum(bool(blocked.holm(dict(enumerate(rng.uniform(size=8))), 0.05)) for _ in range(4000))
+    assert errors / 4000 <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 4000)

@@ -39,7 +39,7 @@ from initbench.results import by_label
 
 WIDENS, NARROWS = "the gap widens", "the gap narrows"
 UNCHANGED, INCONCLUSIVE = "unchanged within the margin", "inconclusive"
-NOT_TESTABLE = "not testable"
+NOT_TESTABLE, NEVER = "not testable", "trains under neither setting"
 K = TypeVar("K", bound=Hashable)
 
 
@@ -122,26 +122,33 @@ def compare(contrasts: Mapping[K, tuple[Setting, Setting, str, str]], confidence
     four runs in at least two seeds)."""
     out: dict[K, dict[str, Any]] = {}
     testable: dict[K, tuple[dict[int, float], dict[int, float]]] = {}
+    rates: dict[K, float] = {}
     for key, (a, b, label, ref) in contrasts.items():
         counts = {a.name: a.trained(label), b.name: b.trained(label)}
         out[key] = {"initializer": label, "reference": ref, "trained": counts}
         base, other = gaps(a.acc, label, ref), gaps(b.acc, label, ref)
-        if counts[a.name] != counts[b.name]:
+        (ka, na), (kb, nb) = (_counts(x, label) for x in (a, b))
+        if ka == kb == 0:
+            # No run trained under either setting: there is no gap, so no comparison to make.
+            out[key]["status"] = f"{NEVER}: {counts[a.name]} ({a.name}), {counts[b.name]} ({b.name})"
+        elif counts[a.name] != counts[b.name]:
             # The pairs would condition on success in different seeds: the success rates are
-            # what changed, compared exactly (Boschloo), Bonferroni over the family's contrasts.
-            (ka, na), (kb, nb) = (_counts(x, label) for x in (a, b))
-            p = blocked.success_p(kb, nb, ka, na)
-            out[key]["success_p"] = p
-            out[key]["verdict"] = (
-                f"trains {'less' if kb / nb < ka / na else 'more'} often: {counts[b.name]} "
-                f"({b.name}) vs {counts[a.name]} ({a.name})"
-                if p < (1 - confidence) / max(1, len(contrasts)) else
-                f"{INCONCLUSIVE}: trained {counts[a.name]} ({a.name}) vs {counts[b.name]} "
-                f"({b.name}), not a significant change of the success rate")
+            # what changed, compared exactly (Boschloo), Holm over the family's rate changes.
+            rates[key] = out[key]["success_p"] = blocked.success_p(kb, nb, ka, na)
         elif len(set(base) & set(other)) < 2:
             out[key].update(change(base, other, confidence, margin))
         else:
             testable[key] = (base, other)
+    changed = blocked.holm(rates, 1 - confidence)
+    for key in rates:
+        a, b, label, _ = contrasts[key]
+        (ka, na), (kb, nb) = (_counts(x, label) for x in (a, b))
+        counts = out[key]["trained"]
+        out[key]["verdict"] = (
+            f"trains {'less' if kb / nb < ka / na else 'more'} often: {counts[b.name]} ({b.name}) "
+            f"vs {counts[a.name]} ({a.name})" if key in changed else
+            f"{INCONCLUSIVE}: trained {counts[a.name]} ({a.name}) vs {counts[b.name]} ({b.name}), "
+            "not a significant change of the success rate")
     level = adjusted(confidence, len(testable))
     for key, (base, other) in testable.items():
         out[key].update(change(base, other, level, margin))
@@ -160,6 +167,6 @@ def row(entry: Mapping[str, Any]) -> str:
     """An entry's gaps, change and verdict as table cells: base gap | other gap | change | verdict."""
     if "change" not in entry or not math.isfinite(entry["low"]):
         counts = " | ".join(f"{c} trained" for c in entry["trained"].values())
-        return f"{counts} | - | {entry['verdict']}"
+        return f"{counts} | - | {entry.get('verdict', entry.get('status'))}"
     return (f"{pp(entry['base_gap'])} | {pp(entry['other_gap'])} | {pp(entry['change'])} "
             f"[{pp(entry['low'])}, {pp(entry['high'])}] | {entry['verdict']}")

@@ -147,7 +147,8 @@ def answer(res: Mapping[str, Any]) -> str:
     for v, e in res["variants"].items():
         by: dict[str, list[str]] = {}
         for k, x in e["initializers"].items():
-            by.setdefault(x["verdict"].split(":")[0].split(",")[0], []).append(k)
+            by.setdefault(x.get("verdict", x.get("status", "")).split(":")[0].split(",")[0],
+                          []).append(k)
         groups = "; ".join(f"{words}: {', '.join(ks)}" for words, ks in by.items())
         parts.append(f"with {v}, {says(e['overall'])} Per initializer vs {res['reference']}: "
                      f"{groups}.")

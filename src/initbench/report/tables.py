@@ -154,7 +154,8 @@ def cell_table(cell: dict[str, Any], confidence: float, margin: float
                ) -> tuple[list[str], dict[str, Any]]:
     """Markdown rows and a summary for one cell: per initializer its success rate and the
     accuracy of its successful runs, and against the reference first the success rates (exact
-    test), then, where they do not differ, the seed-blocked accuracy difference (report.blocked)."""
+    test, Holm over the cell), then, where they do not differ, the seed-blocked accuracy difference
+    (report.blocked, Bonferroni)."""
     groups = members_by_label(cell["members"])
     acc, loss = successful(cell), successful(cell, "final_train_loss")
     ref = reference(cell)
@@ -168,7 +169,8 @@ def cell_table(cell: dict[str, Any], confidence: float, margin: float
               if math.isfinite(fit.sd) else "no pooled sd (fewer than 2 complete initializers)")
     rows = [f"Reference {ref}; margin +-{100 * margin:.1f} pp; {pooled}; differences at "
             f"{1 - alpha:.2%} (Bonferroni, {m} comparisons), equivalence at {1 - 2 * alpha:.2%} "
-            "(two one-sided tests).", "",
+            f"(two one-sided tests); success rates by Boschloo's exact test, Holm over the {m} "
+            f"comparisons at {confidence:.0%} family-wise.", "",
             f"| initializer | trained (of seeds) [{confidence:.0%} CI] | failed: exploded / "
             f"collapsed / stuck / partial | test accuracy % of trained runs (mean "
             f"[{confidence:.0%} CI]) | sd (pp) | final train loss | success vs {ref} (exact p) "
@@ -176,17 +178,21 @@ def cell_table(cell: dict[str, Any], confidence: float, margin: float
             "|---|---:|---:|---:|---:|---:|---:|---|"]
     summary = {}
     ref_k = sum(outcome(x) == "ok" for x in groups[ref])
+    rates = {label: (sum(outcome(x) == "ok" for x in ms), len(ms)) for label, ms in groups.items()}
+    p_rate = {label: blocked.success_p(k, n, ref_k, len(groups[ref]))
+              for label, (k, n) in rates.items() if label != ref}
+    rate_differs = blocked.holm(p_rate, 1 - confidence)
     for label, members in groups.items():
         kinds = [outcome(x) for x in members]
         k, n = kinds.count("ok"), len(kinds)
         rate_low, rate_high = clopper_pearson(k, n, confidence)
         iv = bounded_interval(list(acc[label].values()), confidence)
         liv = t_interval(list(loss[label].values()), confidence)
-        p = blocked.success_p(k, n, ref_k, len(groups[ref]))
+        p = p_rate.get(label, 1.0)
         c = blocked.contrast(acc[label], acc[ref], fit, (label, ref))
         d = blocked.decide(c, margin, alpha)
         words = (("lower" if k / n < ref_k / len(groups[ref]) else "higher") + " success rate"
-                 if p < alpha else d.verdict)
+                 if label in rate_differs else d.verdict)
         if label == ref:
             text, ptext = "reference", "-"
         else:
