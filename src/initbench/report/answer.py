@@ -43,11 +43,16 @@ def cell_sentence(s: Mapping[str, Any]) -> str:
                      f"{', '.join(eq)}{_span(others, eq)}")
     if small := having("different but negligible"):
         parts.append(f"different but inside the margin: {', '.join(small)}{_span(others, small)}")
+    def with_interval(k: str) -> str:
+        r = others[k]
+        if not math.isfinite(r["difference_low"]):
+            return k
+        return (f"{k} {_pp(r['difference'])} pp [{_pp(r['difference_low'])}, "
+                f"{_pp(r['difference_high'])}]")
+
     for word in ("higher", "lower"):
         if named := having(f"{word} accuracy"):
-            items = [f"{k} {_pp(others[k]['difference'])} pp [{_pp(others[k]['difference_low'])}, "
-                     f"{_pp(others[k]['difference_high'])}]" for k in named]
-            parts.append(f"{word} accuracy than {ref}: {'; '.join(items)}")
+            parts.append(f"{word} accuracy than {ref}: {'; '.join(map(with_interval, named))}")
     for word in ("lower", "higher"):
         if named := having(f"{word} {RATE}"):
             items = [f"{k} ({others[k]['trained']}/{others[k]['seeds']})" for k in named]
@@ -55,7 +60,7 @@ def cell_sentence(s: Mapping[str, Any]) -> str:
                          f" often than {ref} ({rows[ref]['trained']}/{rows[ref]['seeds']}): "
                          f"{', '.join(items)}")
     if unsure := having("inconclusive", "not testable"):
-        parts.append(f"undecided: {', '.join(unsure)}")
+        parts.append(f"undecided: {'; '.join(map(with_interval, unsure))}")
     return "; ".join(parts) + "."
 
 

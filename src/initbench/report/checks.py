@@ -188,8 +188,8 @@ def literature_checks(cells: dict[str, dict[str, Any]], deepest: int, confidence
                                        if d.seeds_needed else ""))
             lines.append(
                 f"- LSUV at least as good as He at depth {deepest} (ReLU; non-inferiority margin "
-                f"{100 * margin:.1f} pp): {100 * c.estimate:+.2f} pp, {1 - 2 * (1 - confidence):.0%} "
-                f"one-sided bound {100 * d.eq_low:+.2f} over {c.n} paired seeds ({c.method}) -> "
+                f"{100 * margin:.1f} pp): {100 * c.estimate:+.2f} pp, {confidence:.0%} one-sided lower "
+                f"bound {100 * d.eq_low:+.2f} over {c.n} paired seeds ({c.method}) -> "
                 f"{words}.")
     return lines
 
