@@ -54,6 +54,10 @@ def test_project_params_are_valid():
         ("model.hidden", 128, r"model.hidden: got 128; allowed: a list"),
         ("study.equivalence_margin", 0, r"equivalence_margin: got 0.0; allowed: a number in \(0, 0.5\]"),
         ("study.equivalence_margin", 3, r"equivalence_margin: got 3.0; allowed: a number in \(0, 0.5\]"),
+        ("study.deep_equivalence_margin", 0, r"deep_equivalence_margin: got 0.0; allowed: a number in "
+         r"\(0, 0.5\]"),
+        ("study.trained_within", 0, r"trained_within: got 0.0; allowed: a number in \(0, 1\]"),
+        ("study.trained_within", 1.5, r"trained_within: got 1.5; allowed: a number in \(0, 1\]"),
         ("data.colour", True, r"data.colour: unknown key; known keys: dataset, val_fraction"),
         ("optimiser", "adam", r"optimiser: unknown key; known keys: experiment, data"),
     ],
@@ -268,3 +272,11 @@ def test_optimization_strategies_reach_every_cell(full_raw_params):
     deep = cells["depth-2-relu"].train
     assert (deep.weight_decay, deep.lr_schedule, deep.warmup_epochs) == (0.0, "step", 0)
     assert cells["phase-4-relu"].train.lr_schedule == "constant"
+
+
+def test_each_cell_has_the_margin_of_its_kind():
+    study = load(ROOT / "params.yaml").study
+    assert study.margin("baseline") == study.margin("dataset-fashion-mnist") == 0.003
+    assert study.margin("lr_sweep") == study.equivalence_margin
+    for cell in ("depth-20-relu", "strategy-adam", "conv-2-tanh"):
+        assert study.margin(cell) == study.deep_equivalence_margin == 0.01
