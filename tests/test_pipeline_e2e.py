@@ -279,7 +279,8 @@ def test_report_holds_the_comparison_and_the_study(project):
         assert {r["seeds"] for r in rows} == {"2"}
     summary = json.loads((root / "reports/summary.json").read_text())
     assert set(summary) == ({"baseline", "dataset-fashion-mnist"} | {f"depth-{c}" for c in CELLS}
-                            | {f"strategy-{s}" for s in STRATEGIES} | {f"conv-{c}" for c in CONV})
+                            | {f"strategy-{s}" for s in STRATEGIES} | {f"conv-{c}" for c in CONV}
+                            | {"synthesis", "strategies", "conv", "phase"})
     assert "Convolutional networks: does He beat Xavier in deeper CNNs?" in report
     assert "### 2 conv layers, relu" in report
     assert re.search(r"\*\*relu\*\*: He is detectably better than Xavier at .* conv depth", report)
