@@ -283,7 +283,7 @@ def test_report_holds_the_comparison_and_the_study(project):
                             | {"synthesis", "strategies", "conv", "phase"})
     assert "Convolutional networks: does He beat Xavier in deeper CNNs?" in report
     assert "### 2 conv layers, relu" in report
-    assert re.search(r"\*\*relu\*\*: He is detectably better than Xavier at .* conv depth", report)
+    assert '- **relu**: "He beats Xavier in deeper CNNs" **' in report
     assert (root / "reports/figures/accuracy_vs_conv_depth.png").read_bytes()[:4] == b"\x89PNG"
     conv = json.loads((root / "data/train/conv-2-relu/results.json").read_text())
     assert conv["config"]["model.kind"] == "cnn" and len(conv["members"]) == 3 * 2
@@ -292,7 +292,7 @@ def test_report_holds_the_comparison_and_the_study(project):
     saved = keras.models.load_model(root / "data/runs/conv-2-relu/models/he_normal/s0.keras")
     assert [type(layer).__name__ for layer in saved.layers].count("Conv2D") == 2
     assert "does a better optimizer make the initializer matter less? (5 hidden layers, relu)" in report
-    assert "- cosine vs plain: " in report
+    assert "- **cosine** (lr_schedule cosine; plain: optimizer sgd" in report
 
 
 def test_log_replays_the_outputs_into_a_new_store_without_training(project, env, tmp_path):
