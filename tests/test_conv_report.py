@@ -107,8 +107,8 @@ def test_failures_give_success_counts_and_shrink_the_pairs():
     assert e["glorot_minus_he"]["8"]["he_trained"] == "4/6" and e["glorot_minus_he"]["8"]["seeds"] == 4
     glorot, lecun = e["depth_x_initializer"]["glorot_uniform"], e["depth_x_initializer"]["lecun_normal"]
     assert glorot["verdict"] == "the gap widens" and glorot["seeds"] == 4
-    assert lecun["verdict"] == ("inconclusive: trained 6/6 (2 layers) vs 5/6 (8 layers), not a "
-                                "significant change of the success rate")
+    assert lecun["verdict"].startswith("inconclusive: trained 6/6 (2 layers) vs 5/6 (8 layers), not "
+                                       "a significant change of the success rate")
     assert res["interaction_comparisons"] == 1
     text = "\n".join(conv.markdown(data, config(), "f.png", 0.95, 0.003))
     assert "| 8 | relu | 4/6 | 6/6 | " in text

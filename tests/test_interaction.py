@@ -12,7 +12,7 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy import stats as sps
 
-from initbench.report import interaction
+from initbench.report import blocked, interaction
 from initbench.report.interaction import Setting, change, compare
 
 
@@ -126,8 +126,8 @@ def test_compare_adjusts_over_the_testable_contrasts_only():
     out, level, m = compare({k: (plain, adam, k, "he") for k in ("a", "b", "z")}, 0.95, 0.003)
     assert m == 1 and level == pytest.approx(0.95)
     assert out["a"]["verdict"] == interaction.NARROWS and out["a"]["confidence"] == level
-    assert out["b"]["verdict"] == ("inconclusive: trained 3/4 (plain) vs 4/4 (adam), not a "
-                                   "significant change of the success rate")
+    assert out["b"]["verdict"].startswith("inconclusive: trained 3/4 (plain) vs 4/4 (adam), not a "
+                                          "significant change of the success rate")
     # An initializer that trains under neither setting has no gap: a status, not a verdict.
     assert "verdict" not in out["z"]
     assert out["z"]["status"] == "trains under neither setting: 0/4 (plain), 0/4 (adam)"
@@ -142,3 +142,11 @@ def test_a_success_rate_that_changes_between_settings_is_tested_exactly():
     out, _, _ = compare({"g": (plain, adam, "g", "he")}, 0.95, 0.01)
     assert out["g"]["verdict"] == "trains more often: 6/6 (adam) vs 0/6 (plain)"
     assert out["g"]["success_p"] < 0.05
+
+
+def test_an_undecided_change_of_success_rates_says_how_many_seeds_would_decide_it():
+    text = interaction._rate_seeds(1 / 3, 1.0, 0.05)
+    n = int(text.split("about ")[1].split()[0])
+    assert blocked.success_p(n, n, round(n / 3), n) < 0.05
+    assert blocked.success_p(n - 1, n - 1, round((n - 1) / 3), n - 1) >= 0.05
+    assert interaction._rate_seeds(0.5, 0.5, 0.05) == ""  # equal rates: no number of seeds decides

@@ -146,8 +146,8 @@ def test_an_initializer_that_fails_in_one_setting_only_gets_its_success_counts()
     adam = dict(plain, random_normal=[0.94, 0.95, 0.94])
     res = strategies.summary(cells(plain, adam), S, 0.95, 0.003)["variants"]["adam"]
     e = res["initializers"]
-    assert e["random_normal"]["verdict"] == ("inconclusive: trained 1/3 (plain) vs 3/3 (adam), not a "
-                                             "significant change of the success rate")
+    assert e["random_normal"]["verdict"].startswith(
+        "inconclusive: trained 1/3 (plain) vs 3/3 (adam), not a significant change of the success rate")
     assert e["zeros"]["status"] == "trains under neither setting: 0/3 (plain), 0/3 (adam)"
     assert e["glorot_uniform"]["verdict"] == "unchanged within the margin"
     assert res["overall"]["initializers"] == ["glorot_uniform"]

@@ -148,11 +148,22 @@ def compare(contrasts: Mapping[K, tuple[Setting, Setting, str, str]], confidence
             f"trains {'less' if kb / nb < ka / na else 'more'} often: {counts[b.name]} ({b.name}) "
             f"vs {counts[a.name]} ({a.name})" if key in changed else
             f"{INCONCLUSIVE}: trained {counts[a.name]} ({a.name}) vs {counts[b.name]} ({b.name}), "
-            "not a significant change of the success rate")
+            "not a significant change of the success rate"
+            + _rate_seeds(ka / na, kb / nb, (1 - confidence) / max(1, len(rates))))
     level = adjusted(confidence, len(testable))
     for key, (base, other) in testable.items():
         out[key].update(change(base, other, level, margin))
     return out, level, len(testable)
+
+
+def _rate_seeds(rate_a: float, rate_b: float, alpha: float, most: int = 40) -> str:
+    """"; about N seeds per setting would decide it" at the observed rates (Boschloo at
+    ``alpha``), a planning figure from point estimates; "" when even ``most`` would not."""
+    for n in range(2, most + 1):
+        ka, kb = round(rate_a * n), round(rate_b * n)
+        if ka != kb and blocked.success_p(kb, n, ka, n) < alpha:
+            return f"; about {n} seeds per setting at these rates would decide it"
+    return ""
 
 
 def _counts(setting: Setting, label: str) -> tuple[int, int]:
