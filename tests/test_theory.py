@@ -96,6 +96,7 @@ def test_nominal_variances_are_the_initializers_promises():
     assert s2("orthogonal", {"gain": "auto"}, 256, 256, "relu") == pytest.approx(2.0)
     assert s2("orthogonal", {"gain": 1.0}, 784, 256, "tanh") == pytest.approx(1.0)  # tall: W^T W = I
     assert s2("variance_scaling", {"scale": 2.0, "mode": "fan_avg"}, 300, 100, "relu") == 3.0
+    assert s2("standard_uniform", {}, 784, 128, "relu") == pytest.approx(1 / 3)  # U(+-1/sqrt(fan_in))
     assert s2("lsuv", {}, 256, 256, "relu") is None  # set by data: it promises nothing
     assert s2("gaussian", {"mean": 0.1}, 256, 256, "relu") is None
 

@@ -318,6 +318,15 @@ for _info in (
         "uniform [-l, l], l = sqrt(3 / fan_in)", "1 / fan_in", "selu (also linear, tanh)",
         _LECUN_REF),
     InitializerInfo(
+        # PyTorch's kaiming_uniform_(a=sqrt(5)): bound sqrt(2 / (1 + 5)) sqrt(3 / fan_in).
+        "standard_uniform",
+        lambda seed: _k().VarianceScaling(1 / 3, "fan_in", "uniform", seed=seed), {},
+        "uniform [-l, l], l = 1 / sqrt(fan_in) (Keras VarianceScaling(1/3, fan_in, uniform))",
+        "1 / (3 fan_in)",
+        "none in particular: Glorot & Bengio's 'standard' baseline, and the kernel of PyTorch's "
+        "nn.Linear / nn.Conv2d default (its bias is not drawn here: Keras biases start at 0)",
+        "Glorot & Bengio (2010), AISTATS, eq. 1; PyTorch nn.Linear.reset_parameters"),
+    InitializerInfo(
         "variance_scaling",
         lambda seed, scale, mode, distribution: _k().VarianceScaling(scale, mode, distribution, seed=seed),
         {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"},

@@ -162,6 +162,7 @@ _SIGMA_W2 = {f"{name}_{d}": f for name, f in _FAMILIES.items() for d in ("normal
     "variance_scaling": lambda a, i, o: a["scale"] * i / {"fan_in": i, "fan_out": o,
                                                           "fan_avg": (i + o) / 2}[a["mode"]],
     "orthogonal": lambda a, i, o: a["gain"] ** 2 * i / max(i, o),
+    "standard_uniform": lambda a, i, o: 1 / 3,
     "sparse": lambda a, i, o: max(1, round((1 - a["sparsity"]) * i)) * a["stddev"] ** 2,
 }
 
