@@ -68,6 +68,7 @@ CASES = [
     Case("lecun_uniform", {}, _vs(FAN_IN, 1.0, "uniform")),
     Case("lecun_normal", {}, _vs(FAN_IN)),
     Case("standard_uniform", {}, _vs(FAN_IN, 1 / 3, "uniform")),  # Var 1 / (3 fan_in)
+    Case("pytorch_default", {}, _vs(FAN_IN, 1 / 3, "uniform")),  # its kernel; bias: test_knobs
     Case("variance_scaling", {}, _vs(FAN_IN)),
     Case("variance_scaling", {"scale": 3.0, "mode": "fan_out", "distribution": "uniform"},
          _vs(FAN_OUT, 3.0, "uniform")),
@@ -116,6 +117,7 @@ UNIFORM = [("random_uniform", {"minval": -0.1, "maxval": 0.3}, lambda fi, fo: (-
            ("he_uniform", {"negative_slope": 0.5}, lambda fi, fo: (math.sqrt(6 / (1.25 * fi)),) * 2),
            ("lecun_uniform", {}, lambda fi, fo: (math.sqrt(3 / fi),) * 2),
            ("standard_uniform", {}, lambda fi, fo: (1 / math.sqrt(fi),) * 2),
+           ("pytorch_default", {}, lambda fi, fo: (1 / math.sqrt(fi),) * 2),
            ("variance_scaling", {"scale": 3.0, "mode": "fan_out", "distribution": "uniform"},
             lambda fi, fo: (math.sqrt(9 / fo),) * 2)]
 

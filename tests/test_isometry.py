@@ -26,17 +26,23 @@ def mlp(widths, activation, init, seed):
     return keras.Sequential(layers)
 
 
+def spectrum_of(models, activation, x):
+    """(percentiles, mean square) of J's singular values per model."""
+    r = jacobian_spectrum(StackedMLP(models, activation, CFG), x)
+    return r["percentiles"], r["mean_sq"]
+
+
 def test_orthogonal_linear_net_is_an_exact_isometry_and_gaussian_is_not():
     x = np.random.default_rng(0).random((16, 28, 28), dtype=np.float32)
     ortho = [mlp([64] * 12, "linear", lambda s: keras.initializers.Orthogonal(1.0, seed=s), i)
              for i in range(2)]
-    spectrum, mean_sq = jacobian_spectrum(StackedMLP(ortho, "linear", CFG), x)
+    spectrum, mean_sq = spectrum_of(ortho, "linear", x)
     assert spectrum.shape == (2, 101)
     np.testing.assert_allclose(mean_sq, 1.0, atol=1e-5)
     np.testing.assert_allclose(spectrum, 1.0, atol=1e-5)  # every singular value is 1
     gauss = [mlp([64] * 12, "linear", lambda s: keras.initializers.RandomNormal(0, 1 / 8, seed=s), i)
              for i in range(2)]
-    g, g_sq = jacobian_spectrum(StackedMLP(gauss, "linear", CFG), x)
+    g, g_sq = spectrum_of(gauss, "linear", x)
     # Same variance (1 / fan_in), so the same mean-field mean square singular value (~1), but a
     # product of 11 Gaussian matrices spreads the spectrum over orders of magnitude.
     assert (g[:, 95] / g[:, 5] > 10).all()
@@ -47,7 +53,7 @@ def test_spectrum_matches_the_autodiff_jacobian():
     x = np.random.default_rng(1).random((JACOBIAN_INPUTS, 28, 28), dtype=np.float32)
     models = [mlp([32] * 4, "tanh", lambda s: keras.initializers.GlorotNormal(seed=s), i)
               for i in range(2)]
-    spectrum, mean_sq = jacobian_spectrum(StackedMLP(models, "tanh", CFG), x)
+    spectrum, mean_sq = spectrum_of(models, "tanh", x)
     for k, model in enumerate(models):
         dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
         values = []

@@ -44,7 +44,8 @@ def cells_of(params: Params) -> dict[str, CellConfig]:
         cell = f"strategy-{name}"
         out[cell] = CellConfig(cell, ModelConfig((dc.width,) * s.depth, s.activation),
                                TrainConfig(**settings.training(), seed=params.train.seed),
-                               dc.initializers, dc.seeds, dc.train_limit, False, params.data.dataset)
+                               dc.initializers, dc.seeds, dc.train_limit, False, params.data.dataset,
+                               sigma_b=dc.sigma_b)
     for kind, grid in (("conv", params.study.conv), ("depth", params.study.depth),
                        ("phase", params.study.phase)):
         for depth in grid.depths:
@@ -57,5 +58,5 @@ def cells_of(params: Params) -> dict[str, CellConfig]:
                 out[name] = CellConfig(name, model,
                                        grid.training(params.train.seed), grid.initializers,
                                        grid.seeds, grid.train_limit, kind == "conv",
-                                       params.data.dataset)
+                                       params.data.dataset, sigma_b=grid.sigma_b)
     return out

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "leaky_relu", "swish", "linear")
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "leaky_relu", "swish", "softsign",
+               "linear")
 OPTIMIZERS = ("adam", "sgd")  # what initbench.train.stacked implements (Keras update rules)
 SCHEDULES = ("constant", "cosine", "step")  # learning-rate schedules (initbench.train.schedule)
 
@@ -56,6 +57,7 @@ def _string_keys(node: Any, prefix: str = "") -> None:
 # Bounds that keep a typo from reaching the trainer: far above any sensible value, far below
 # what would exhaust memory or integer ranges (seed + i must stay a valid 31-bit seed).
 MAX_WIDTH, MAX_LAYERS, MAX_BATCH, MAX_EPOCHS, MAX_SEED = 65_536, 100, 65_536, 10_000, 2**31 - 10_001
+MAX_STEPS = 10_000_000
 N_CLASSES = 10
 
 

@@ -17,6 +17,7 @@ from initbench.config.checks import (
     MAX_EPOCHS,
     MAX_LAYERS,
     MAX_SEED,
+    MAX_STEPS,
     MAX_WIDTH,
     N_CLASSES,
     OPTIMIZERS,
@@ -38,9 +39,15 @@ class DataConfig:
     split_seed: int
     train_limit: int | None
     test_limit: int | None
+    shift: float = 0.0  # pixels x / 255 - shift (required in params.yaml, like every key)
 
     def __post_init__(self) -> None:
         _choose("data.dataset", self.dataset, sorted(DATASETS))
+        if not (math.isfinite(self.shift) and -1.0 <= self.shift <= 1.0):
+            _fail("data.shift", self.shift, "a number in [-1, 1] (pixels become x / 255 - shift)")
+        if self.shift and self.standardize:
+            _fail("data.shift", self.shift, "0 when data.standardize is true (standardizing "
+                  "removes any shift)")
         if not 0.0 < self.val_fraction < 1.0:
             _fail("data.val_fraction", self.val_fraction, "a number strictly between 0 and 1")
         if not 0 <= self.split_seed < 2**32:
@@ -111,6 +118,8 @@ class TrainingSettings:
     weight_decay: float = dataclasses.field(kw_only=True)
     lr_schedule: str = dataclasses.field(kw_only=True)
     warmup_epochs: int = dataclasses.field(kw_only=True)
+    # A step budget: stop after exactly this many updates (None: every batch of every epoch).
+    steps: int | None = dataclasses.field(default=None, kw_only=True)
     prefix: typing.ClassVar[str] = "train"
 
     def __post_init__(self) -> None:
@@ -133,6 +142,15 @@ class TrainingSettings:
         if self.warmup_epochs and self.lr_schedule != "cosine":
             _fail(f"{p}.warmup_epochs", self.warmup_epochs,
                   f"0 unless {p}.lr_schedule is cosine (got {self.lr_schedule!r})")
+        if self.steps is not None and not 0 < self.steps <= MAX_STEPS:
+            _fail(f"{p}.steps", self.steps, f"null (every batch of {p}.epochs epochs) or an "
+                  f"integer in [1, {MAX_STEPS}] (updates; {p}.epochs must allow them)")
+        if self.steps is not None and self.warmup_epochs:
+            _fail(f"{p}.warmup_epochs", self.warmup_epochs, f"0 when {p}.steps is set")
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """The updates a model makes: ``steps``, or every batch of every epoch."""
+        return self.steps if self.steps is not None else self.epochs * steps_per_epoch
 
 
 @dataclass(frozen=True)
@@ -198,3 +216,4 @@ class CellConfig:
     # label -> that label's learning rate, where it differs from train.learning_rate (the sweep)
     learning_rates: Mapping[str, float] = dataclasses.field(
         default_factory=lambda: types.MappingProxyType({}))
+    sigma_b: float = 0.0  # biases N(0, sigma_b^2) (0: zeros), unless the initializer draws its own

@@ -14,6 +14,7 @@ from initbench.config.checks import ACTIVATIONS, MAX_LAYERS, MAX_WIDTH, _choose,
 from initbench.config.sections import InitializerSpec, TrainConfig, TrainingSettings
 from initbench.config.strategies import StrategiesConfig
 from initbench.data.datasets import DATASETS
+from initbench.init import registry as initializers
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class GridConfig(TrainingSettings):
     activations: tuple[str, ...]
     seeds: int
     train_limit: int | None
+    sigma_b: float  # every bias N(0, sigma_b^2) at init (0: zeros; Schoenholz et al. 2017: sqrt 0.05)
     prefix: typing.ClassVar[str] = "study.depth"
 
     def __post_init__(self) -> None:
@@ -46,11 +48,14 @@ class GridConfig(TrainingSettings):
             _fail(f"{p}.seeds", self.seeds, "an integer >= 1 (2 or more for an interval)")
         if self.train_limit is not None and self.train_limit < 100:
             _fail(f"{p}.train_limit", self.train_limit, "null or an integer >= 100")
+        if not (math.isfinite(self.sigma_b) and 0 <= self.sigma_b <= 10):
+            _fail(f"{p}.sigma_b", self.sigma_b, "a number in [0, 10] (bias std; 0: zero biases)")
 
     def training(self, seed: int) -> TrainConfig:
         return TrainConfig(self.optimizer, self.learning_rate, self.momentum, self.batch_size,
                            self.epochs, seed, weight_decay=self.weight_decay,
-                           lr_schedule=self.lr_schedule, warmup_epochs=self.warmup_epochs)
+                           lr_schedule=self.lr_schedule, warmup_epochs=self.warmup_epochs,
+                           steps=self.steps)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,14 @@ class DepthConfig(GridConfig):
     """The depth study: every initializer of ``study.depth.initializers`` at every depth."""
 
     initializers: Mapping[str, InitializerSpec]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        own = [label for label, s in self.initializers.items()
+               if initializers.get_info(s.name).bias is not None]
+        if self.sigma_b and own:  # two rules for one bias: say which, rather than pick one
+            _fail(f"{self.prefix}.sigma_b", self.sigma_b, f"0 while {', '.join(own)} draw their own "
+                  "biases (a separate cell, or sigma_b 0)")
 
 
 @dataclass(frozen=True)
@@ -77,10 +90,12 @@ class ConvConfig(DepthConfig):
 
 @dataclass(frozen=True)
 class PhaseConfig(GridConfig):
-    """The trainability phase diagram (Schoenholz et al. 2017): weights N(0, sigma_w^2 / fan_in),
-    zero biases, for every sigma_w of the grid at every depth."""
+    """The trainability phase diagram (Schoenholz et al. 2017): weights N(0, sigma_w^2 / fan),
+    fan = fan_in or fan_out (``mode``), biases N(0, sigma_b^2), for every sigma_w of the grid at
+    every depth."""
 
     sigma_w: tuple[float, ...]
+    mode: str
     prefix: typing.ClassVar[str] = "study.phase"
 
     def __post_init__(self) -> None:
@@ -89,13 +104,14 @@ class PhaseConfig(GridConfig):
                 or any(not (math.isfinite(s) and 0 < s <= 10) for s in self.sigma_w)):
             _fail("study.phase.sigma_w", list(self.sigma_w),
                   "a non-empty list of distinct numbers in (0, 10]")
+        _choose("study.phase.mode", self.mode, ("fan_in", "fan_out"))
 
     @property
     def initializers(self) -> Mapping[str, InitializerSpec]:
         """label ``sw_<sigma_w>`` (``.`` written ``p``: ``sw_1p41``) -> its variance_scaling."""
         return types.MappingProxyType({
             sigma_label(s): InitializerSpec(sigma_label(s), "variance_scaling", types.MappingProxyType(
-                {"scale": s * s, "mode": "fan_in", "distribution": "untruncated_normal"}))
+                {"scale": s * s, "mode": self.mode, "distribution": "untruncated_normal"}))
             for s in self.sigma_w})
 
 

@@ -2,8 +2,9 @@
 every dataset the study reads (``data.dataset`` and ``study.datasets``), each with the same
 ``data`` settings.
 
-Pixels are scaled to float32 in [0, 1]; optionally standardized with the *training* split's mean
-and standard deviation (never the test set's, to avoid leaking it). The validation split is a
+Pixels are scaled to float32 in [0, 1] and shifted by ``data.shift`` (0.5: [-0.5, 0.5], the
+inputs of Schoenholz et al. 2017's MNIST experiment); or standardized with the *training* split's
+mean and standard deviation (never the test set's, to avoid leaking it). The validation split is a
 seeded, stratified split of the training set (scikit-learn's ``train_test_split``). The archive
 holds plain arrays (no pickle): x_train, y_train, x_val, y_val, x_test, y_test.
 """
@@ -44,6 +45,8 @@ def build_arrays(raw_dir: Path, cfg: DataConfig) -> tuple[dict[str, np.ndarray],
     std = float(arrays["x_train"].std(dtype=np.float64))
     if cfg.standardize:
         arrays = {k: ((v - mean) / std).astype(np.float32) for k, v in arrays.items()}
+    elif cfg.shift:
+        arrays = {k: v - np.float32(cfg.shift) for k, v in arrays.items()}
     labels = {"y_train": y_train, "y_val": y_val, "y_test": y_test}
     arrays.update({k: v.astype(np.int64) for k, v in labels.items()})
     n_classes = len(DATASETS[cfg.dataset].classes)
@@ -52,6 +55,7 @@ def build_arrays(raw_dir: Path, cfg: DataConfig) -> tuple[dict[str, np.ndarray],
         "train_pixel_mean": mean,
         "train_pixel_std": std,
         "standardized": cfg.standardize,
+        **({"shift": cfg.shift} if cfg.shift else {}),
         "n": {s: len(arrays[f"y_{s}"]) for s in SPLITS},
         "class_counts": {
             s: np.bincount(arrays[f"y_{s}"], minlength=n_classes).tolist() for s in SPLITS

@@ -75,6 +75,9 @@ class InitializerInfo:
     data_dependent: bool = False
     # Allowed values of string arguments.
     choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The layer's bias initializer, from its kernel's fan_in and a seed; None: the cell's rule
+    # (zeros, or N(0, sigma_b^2) in a grid with sigma_b).
+    bias: Callable[[int, int], keras.initializers.Initializer] | None = None
 
 
 _REGISTRY: dict[str, InitializerInfo] = {}
@@ -189,6 +192,17 @@ def make(
 ) -> keras.initializers.Initializer:
     """A fresh initializer instance for one layer whose activation is ``activation``."""
     return get_info(name).build(seed=int(seed), **effective_args(name, args, activation))
+
+
+def make_bias(name: str, fan_in: int, seed: int, sigma_b: float = 0.0) -> keras.initializers.Initializer:
+    """A layer's bias initializer: the entry's own (``pytorch_default``), else N(0, sigma_b^2)
+    (Keras' RandomNormal), else zeros."""
+    own = get_info(name).bias
+    if own is not None:
+        return own(int(fan_in), int(seed))
+    if sigma_b > 0:
+        return _k().RandomNormal(0.0, float(sigma_b), seed=int(seed))
+    return _k().Zeros()
 
 
 def _checks(*checks: Callable[[Mapping[str, Any]], str | None]) -> Callable[[Mapping[str, Any]], str | None]:
@@ -324,8 +338,18 @@ for _info in (
         "uniform [-l, l], l = 1 / sqrt(fan_in) (Keras VarianceScaling(1/3, fan_in, uniform))",
         "1 / (3 fan_in)",
         "none in particular: Glorot & Bengio's 'standard' baseline, and the kernel of PyTorch's "
-        "nn.Linear / nn.Conv2d default (its bias is not drawn here: Keras biases start at 0)",
+        "nn.Linear / nn.Conv2d default with a zero bias (pytorch_default draws the bias too)",
         "Glorot & Bengio (2010), AISTATS, eq. 1; PyTorch nn.Linear.reset_parameters"),
+    InitializerInfo(
+        "pytorch_default",
+        lambda seed: _k().VarianceScaling(1 / 3, "fan_in", "uniform", seed=seed), {},
+        "kernel and bias uniform [-l, l], l = 1 / sqrt(fan_in): PyTorch's nn.Linear / nn.Conv2d "
+        "reset_parameters (kernel kaiming_uniform_(a=sqrt(5)), bias U(-l, l)); a model ported "
+        "from PyTorch starts here",
+        "kernel 1 / (3 fan_in); bias 1 / (3 fan_in)",
+        "none in particular (PyTorch's default for every activation)",
+        "PyTorch torch.nn.Linear.reset_parameters; He et al. (2015), ICCV (kaiming_uniform_)",
+        bias=lambda fan_in, seed: _k().RandomUniform(-fan_in**-0.5, fan_in**-0.5, seed=seed)),
     InitializerInfo(
         "variance_scaling",
         lambda seed, scale, mode, distribution: _k().VarianceScaling(scale, mode, distribution, seed=seed),

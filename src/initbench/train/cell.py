@@ -27,17 +27,18 @@ import tensorflow as tf
 from initbench.config import CellConfig, ConvModelConfig, InitializerSpec, ModelConfig
 from initbench.train.diagnostics import jacobian_spectrum, signal_stats
 from initbench.train.model import build_model, data_dependent_init
+from initbench.train.probes import init_probes, member_probes
 from initbench.train.records import empty_timing
-from initbench.train.schedule import steps_per_epoch
+from initbench.train.schedule import epochs_run, steps_per_epoch
 from initbench.train.stacked import StackedMLP
 from initbench.train.stacked_conv import StackedCNN, build_cnn
 
 # Models per stack: enough for large GEMMs, few enough that weights and optimizer state stay in
-# cache; one huge stack measured slower (bench/README.md). 10 = one seed of the default cell's
-# initializers in one stack (per model-epoch: 5 -> 0.49-0.51 s, 8 -> 0.55, 10 -> 0.44-0.50,
-# 20 -> 0.53, 40 -> 0.60; Adam, batch 32, 784-128-10, 2026-11-30).
+# cache; one huge stack measured slower (bench/README.md). 12 = one seed of the default cell's
+# 11 initializers in one stack rather than two of 5 and 6 (per model-epoch: 5 -> 0.49-0.51 s,
+# 8 -> 0.55, 10 -> 0.44-0.50, 20 -> 0.53, 40 -> 0.60; Adam, batch 32, 784-128-10, 2026-11-30).
 STACK_PARAM_BUDGET = 6_000_000
-MAX_STACK = 10
+MAX_STACK = 12
 CHANCE_ACCURACY = 0.2  # final training accuracy below this (10 classes): "stayed at chance"
 N_CLASSES = 10
 
@@ -72,11 +73,13 @@ def plan(cell: CellConfig, base_seed: int, vary_data: bool) -> list[Member]:
             for label, spec in cell.initializers.items() for i in range(cell.seeds)]
 
 
-def build(model: ModelConfig | ConvModelConfig, spec: InitializerSpec, seed: int) -> keras.Model:
+def build(model: ModelConfig | ConvModelConfig, spec: InitializerSpec, seed: int,
+          sigma_b: float = 0.0) -> keras.Model:
     """A cell's Keras model: the MLP or the CNN of ``model``."""
     if isinstance(model, ConvModelConfig):
-        return build_cnn(model.channels, model.conv_layers, model.activation, spec, seed)
-    return build_model(model, spec, seed)
+        return build_cnn(model.channels, model.conv_layers, model.activation, spec, seed,
+                         sigma_b=sigma_b)
+    return build_model(model, spec, seed, sigma_b=sigma_b)
 
 
 def stack_size(n_params: int) -> int:
@@ -96,10 +99,11 @@ def stacks(members: Sequence[Member], n_params: int) -> list[list[Member]]:
     return out
 
 
-def diverged(history: Sequence[dict[str, float]]) -> bool:
-    """Loss became NaN/inf, or training accuracy stayed at chance."""
-    return (not all(math.isfinite(r["loss"]) for r in history)
-            or history[-1]["accuracy"] < CHANCE_ACCURACY)
+def diverged(history: Sequence[dict[str, float]], final_accuracy: float | None = None) -> bool:
+    """Loss became NaN/inf, or training accuracy stayed at chance: the last epoch's mean, or
+    ``final_accuracy`` (measured after the last update) where there is one."""
+    last = history[-1]["accuracy"] if final_accuracy is None else final_accuracy
+    return not all(math.isfinite(r["loss"]) for r in history) or last < CHANCE_ACCURACY
 
 
 def confusion(y: np.ndarray, pred: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
@@ -121,18 +125,25 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
     per stack in training order its size and the seconds of each of its epochs)."""
     x, y = data["x_train"], data["y_train"]
     xd, yd = x[:diag_batch], y[:diag_batch]
+    epochs = epochs_run(cell.train, steps_per_epoch(len(y), cell.train.batch_size))
+    # With a step budget the epochs' running means cover a partial pass over moving weights, so
+    # the training accuracy is measured once more, after the last update, on every training
+    # image (the training and the validation split: Schoenholz et al. 2017's measure).
+    x_all = None if cell.train.steps is None else tf.constant(np.concatenate([x, data["x_val"]]))
+    y_all = None if cell.train.steps is None else tf.constant(np.concatenate([y, data["y_val"]]))
     results: list[dict[str, Any]] = []
     timing = empty_timing()
     # The size of one model decides the stacks (an empty cell, e.g. no sweep: none); that model
     # is then the first of its stack.
-    first = build(cell.model, members[0].spec, members[0].init_seed) if members else None
+    first = build(cell.model, members[0].spec, members[0].init_seed, cell.sigma_b) if members else None
     timing["n_params"] = first.count_params() if first is not None else 0
     xt, yt = tf.constant(data["x_test"]), tf.constant(data["y_test"])
     compiled: dict[int, StackedMLP] = {}  # by stack size: compiled once, reset for every stack
     plan_ = stacks(members, timing["n_params"])
     began = time.perf_counter()
     for number, stack in enumerate(plan_, start=1):
-        models = [first if m is members[0] else build(cell.model, m.spec, m.init_seed) for m in stack]
+        models = [first if m is members[0] else build(cell.model, m.spec, m.init_seed, cell.sigma_b)
+                  for m in stack]
         for model, m in zip(models, stack, strict=True):
             data_dependent_init(model, m.spec, x, m.init_seed)
         trainer = compiled.get(len(stack))
@@ -156,10 +167,10 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
                 tracker.epoch(stack, epoch, rows)
             if epoch:
                 val = [r["val_accuracy"] for r in rows]
-                done = finished + len(stack) * epoch / cell.train.epochs  # in models' worth
+                done = finished + len(stack) * epoch / epochs  # in models' worth
                 eta = (time.perf_counter() - began) * (len(members) / done - 1)
                 log(f"{cell.name}: stack {number}/{len(plan_)} ({len(stack)} models), epoch "
-                    f"{epoch}/{cell.train.epochs}: val accuracy {min(val):.4f}..{max(val):.4f} "
+                    f"{epoch}/{epochs}: val accuracy {min(val):.4f}..{max(val):.4f} "
                     f"({rows[0]['epoch_seconds']:.1f} s); models done {finished}/"
                     f"{len(members)}, about {int(eta // 60)} min {int(eta % 60):02d} s left")
 
@@ -169,13 +180,15 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
             on_epoch(0, [])
             start = time.perf_counter()
             spectrum = jacobian_spectrum(trainer, xd)  # at initialization
+            probes = init_probes(trainer, xd, yd)
             timing["diagnostics_seconds"] += time.perf_counter() - start
-            histories = trainer.fit(x, y, data["x_val"], data["y_val"], cell.train.epochs,
+            histories = trainer.fit(x, y, data["x_val"], data["y_val"], epochs,
                                     stack[0].data_seed, on_epoch)
             timing["train_seconds"] += time.perf_counter() - tic
-            timing["model_epochs"] += len(stack) * cell.train.epochs
+            timing["model_epochs"] += len(stack) * epochs
             tic = time.perf_counter()
             loss, _, pred = trainer.evaluate(xt, yt)
+            final = None if x_all is None else trainer.evaluate(x_all, y_all)[1]
             timing["test_seconds"] += time.perf_counter() - tic
             trainer.write_back(models)
             # Wall times vary from run to run: they go to the timing, never into the results.
@@ -188,10 +201,17 @@ def train_cell(cell: CellConfig, members: Sequence[Member], data: Mapping[str, n
                      "seed_index": m.seed_index, "init_seed": m.init_seed, "data_seed": m.data_seed,
                      "learning_rate": m.learning_rate,
                      "history": histories[k], **scores(data["y_test"], loss[k], pred[k]),
-                     "final_train_loss": histories[k][-1]["loss"], "diverged": diverged(histories[k]),
+                     "final_train_loss": histories[k][-1]["loss"],
+                     "diverged": diverged(histories[k], None if final is None else final[k]),
+                     **({} if final is None else {"train_accuracy": float(final[k])}),
                      "diagnostics": {s: [d[s][k].tolist() for d in diags] for s in diags[0]},
-                     "jacobian_sv_percentiles": None if spectrum is None else spectrum[0][k].tolist(),
-                     "jacobian_mean_sq": None if spectrum is None else float(spectrum[1][k])}
+                     "jacobian_sv_percentiles": None if spectrum is None
+                     else spectrum["percentiles"][k].tolist(),
+                     "jacobian_mean_sq": None if spectrum is None else float(spectrum["mean_sq"][k]),
+                     "jacobian_mean_4th": None if spectrum is None else float(spectrum["mean_4th"][k]),
+                     "layer_jacobian_sv_mean": None if spectrum is None
+                     else spectrum["layer_sv_mean"][k].tolist(),
+                     "init_probes": member_probes(probes, k)}
                     for k, m in enumerate(stack)]
             if tracker is not None:
                 tracker.finish(stack, done, models)

@@ -99,17 +99,24 @@ JACOBIAN_INPUTS = 8  # examples of the fixed batch whose Jacobians are pooled
 PERCENTILES = np.linspace(0, 100, 101)
 
 
-def jacobian_spectrum(stack: StackedMLP, x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(K, 101) percentiles 0..100 and (K,) mean square of the singular values of J = dh_L / dh_1,
-    the Jacobian of the
-    last hidden layer's activations with respect to the first's, pooled over the first
-    ``JACOBIAN_INPUTS`` examples of x; None unless there are >= 2 hidden layers of one width.
+LAYER_INPUTS = 1  # examples whose per-layer Jacobians' singular values are averaged
+
+
+def jacobian_spectrum(stack: StackedMLP, x: np.ndarray) -> dict[str, np.ndarray] | None:
+    """The singular values s of J = dh_L / dh_1, the Jacobian of the last hidden layer's
+    activations with respect to the first's, pooled over the first ``JACOBIAN_INPUTS`` examples
+    of x, per model: ``percentiles`` (K, 101) 0..100, ``mean_sq`` (K,) E[s^2] and ``mean_4th``
+    (K,) E[s^4] (so Var(s^2) / E[s^2]^2 = mean_4th / mean_sq^2 - 1); and ``layer_sv_mean``
+    (K, L - 1): per layer l = 2..L the mean singular value of its own Jacobian dh_l / dh_{l-1} =
+    W_l diag(phi'(z_l)), over the first ``LAYER_INPUTS`` examples (Glorot & Bengio 2010, sec.
+    4.2.2). None unless there are >= 2 hidden layers of one width.
 
     Dynamical isometry (Pennington et al. 2017, "Resurrecting the sigmoid in deep learning through
     dynamical isometry", NeurIPS, arXiv:1711.04735): a deep network trains fast when all singular
     values of J stay near 1. Its mean square is what mean-field theory predicts (the product of
-    the layers' chi_1); orthogonal weights keep the spread narrow where Gaussian ones at the same
-    variance spread it with depth. J = prod_l W_l diag(phi'(z_l)) for l = 2..L, in float64.
+    the layers' chi_1), its second moment the sum of the layers' spreads (free probability);
+    orthogonal weights keep the spread narrow where Gaussian ones at the same variance spread it
+    with depth. J = prod_l W_l diag(phi'(z_l)) for l = 2..L, in float64.
     """
     kernels = [w.numpy().astype(np.float64) for w in stack.params[0::2][1:-1]]  # (K, n, n) each
     if (not kernels or kernels[0].ndim != 3 or len({w.shape[1:] for w in kernels}) != 1
@@ -122,15 +129,20 @@ def jacobian_spectrum(stack: StackedMLP, x: np.ndarray) -> tuple[np.ndarray, np.
             tape.watch(z)
             a = stack.activation(z)
         slopes.append(tape.gradient(a, z).numpy().astype(np.float64))  # (K, B, n)
-    out, mean_sq = [], []
+    out: dict[str, list] = {"percentiles": [], "mean_sq": [], "mean_4th": [], "layer_sv_mean": []}
     for k in range(stack.k):
-        values = []
+        values, layers = [], np.zeros(len(kernels))
         for b in range(slopes[0].shape[1]):
             j = np.eye(kernels[0].shape[1])
-            for w, d in zip(kernels, slopes, strict=True):
-                j = (j @ w[k]) * d[k, b][None, :]
+            for i, (w, d) in enumerate(zip(kernels, slopes, strict=True)):
+                step = w[k] * d[k, b][None, :]
+                j = j @ step
+                if b < LAYER_INPUTS:
+                    layers[i] += np.mean(np.linalg.svd(step, compute_uv=False)) / LAYER_INPUTS
             values.append(np.linalg.svd(j, compute_uv=False))
         pooled = np.concatenate(values)
-        out.append(np.percentile(pooled, PERCENTILES))
-        mean_sq.append(np.mean(pooled**2))
-    return np.asarray(out), np.asarray(mean_sq)
+        out["percentiles"].append(np.percentile(pooled, PERCENTILES))
+        out["mean_sq"].append(np.mean(pooled**2))
+        out["mean_4th"].append(np.mean(pooled**4))
+        out["layer_sv_mean"].append(layers)
+    return {name: np.asarray(v) for name, v in out.items()}

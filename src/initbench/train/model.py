@@ -1,13 +1,15 @@
 """Model construction: the study's MLP with one initializer applied to every kernel.
 
 Default architecture (from ``params.yaml``): Flatten -> Dense(128, relu) -> Dense(10, softmax).
-Every kernel gets the configured initializer, every bias zeros. Each layer gets its own
-initializer instance with its own seed, derived from the model seed and the layer's index
+Every kernel gets the configured initializer; every bias zeros, or N(0, sigma_b^2) in a grid cell
+with ``sigma_b``, or the initializer's own bias (``pytorch_default``). Each layer gets its own
+initializer instances with their own seeds, derived from the model seed and the layer's index
 (``numpy.random.SeedSequence``), so layers never share draws and reruns are identical.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
@@ -24,6 +26,11 @@ INPUT_SHAPE = (28, 28)
 def layer_seed(model_seed: int, layer_index: int) -> int:
     """A distinct, reproducible 31-bit seed for layer ``layer_index`` of a model."""
     return int(np.random.SeedSequence([model_seed, layer_index]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def bias_seed(model_seed: int, layer_index: int) -> int:
+    """The seed of layer ``layer_index``'s bias draw (distinct from every kernel's)."""
+    return layer_seed(model_seed, 2_000_000 + layer_index)
 
 
 def data_batch_seed(model_seed: int) -> int:
@@ -55,13 +62,14 @@ def initializer_params(spec: InitializerSpec, cfg: ModelConfig | ConvModelConfig
     return out
 
 
-def build_model(
-    cfg: ModelConfig, spec: InitializerSpec, seed: int, n_classes: int = 10
-) -> keras.Model:
-    """Build (uncompiled) the MLP of ``cfg`` with ``spec`` on every kernel."""
+def build_model(cfg: ModelConfig, spec: InitializerSpec, seed: int, n_classes: int = 10,
+                sigma_b: float = 0.0) -> keras.Model:
+    """Build (uncompiled) the MLP of ``cfg`` with ``spec`` on every kernel; biases as the module
+    docstring says."""
     inputs = keras.Input(shape=INPUT_SHAPE, name="image")
     x = keras.layers.Flatten(name="flatten")(inputs)
     widths = [*cfg.hidden, n_classes]
+    fans = [math.prod(INPUT_SHAPE), *cfg.hidden]
     for i, width in enumerate(widths):
         last = i == len(widths) - 1
         x = keras.layers.Dense(
@@ -69,7 +77,7 @@ def build_model(
             activation="softmax" if last else cfg.activation,
             kernel_initializer=initializers.make(spec.name, layer_seed(seed, i), spec.args,
                                                  activation="linear" if last else cfg.activation),
-            bias_initializer="zeros",
+            bias_initializer=initializers.make_bias(spec.name, fans[i], bias_seed(seed, i), sigma_b),
             name="output" if last else f"dense_{i}",
         )(x)
     return keras.Model(inputs, x, name=f"mlp_{spec.label}")

@@ -29,6 +29,7 @@ def cell_params(params: Params, cell: CellConfig, n_train: int) -> dict[str, Any
     out.update({f"data.{k}": v for k, v in dataclasses.asdict(params.data).items()})
     out["data.dataset"] = cell.dataset  # a study.datasets cell reads another dataset
     out.update(cell.model.params())
+    out["model.sigma_b"] = cell.sigma_b  # biases N(0, sigma_b^2) unless the initializer draws them
     # train.seed is the cell's base seed, not a model's: each model logs init_seed and data_seed.
     out.update({f"train.{k}": v for k, v in dataclasses.asdict(cell.train).items() if k != "seed"})
     out["study.vary_data_order"] = params.study.vary_data_order

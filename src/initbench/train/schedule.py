@@ -37,6 +37,18 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
     return -(-n_train // batch_size)
 
 
+def epochs_run(cfg: TrainingSettings, steps_per_epoch: int) -> int:
+    """The epochs a model trains: ``cfg.epochs``, or as many as its step budget needs (the last
+    one cut short); a budget that ``cfg.epochs`` cannot hold is an error naming the setting."""
+    if cfg.steps is None:
+        return cfg.epochs
+    if cfg.steps > cfg.epochs * steps_per_epoch:
+        raise ValueError(f"params: {cfg.prefix}.steps: got {cfg.steps}; allowed: at most "
+                         f"{cfg.prefix}.epochs x batches per epoch = {cfg.epochs} x "
+                         f"{steps_per_epoch} = {cfg.epochs * steps_per_epoch} (raise epochs)")
+    return -(-cfg.steps // steps_per_epoch)
+
+
 @dataclass(frozen=True)
 class Schedule:
     """A cell's schedule in optimizer steps (from epochs and the steps per epoch)."""
@@ -54,7 +66,8 @@ class Schedule:
             if cfg.lr_schedule != "constant":
                 raise ValueError(f"a {cfg.lr_schedule} schedule needs the steps per epoch")
             steps_per_epoch = 1
-        return cls(cfg.lr_schedule, cfg.epochs * steps_per_epoch, cfg.warmup_epochs * steps_per_epoch)
+        return cls(cfg.lr_schedule, cfg.total_steps(steps_per_epoch),
+                   cfg.warmup_epochs * steps_per_epoch)
 
     @property
     def boundaries(self) -> list[int]:

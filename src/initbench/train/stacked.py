@@ -210,15 +210,24 @@ class StackedMLP:
         """Train every model for ``epochs`` epochs; return each model's per-epoch rows.
 
         A row holds epoch (1-based), loss and accuracy (means over the epoch's batches, as Keras
-        reports them), val_loss, val_accuracy and epoch_seconds (of the whole stack).
+        reports them), val_loss, val_accuracy and epoch_seconds (of the whole stack). With a step
+        budget (``cfg.steps``) training stops after exactly that many updates: the epoch holding
+        the last one is cut short there, and no later epoch runs.
         ``on_epoch(epoch, rows)`` is called after each epoch with the K new rows.
         """
         xt, yt = tf.constant(x), tf.constant(y)
         xv, yv = tf.constant(x_val), tf.constant(y_val)
         histories: list[list[dict[str, float]]] = [[] for _ in range(self.k)]
+        budget = self.cfg.steps  # a step budget: the last epoch stops at exactly that update
         for epoch in range(1, epochs + 1):
+            order = epoch_order(len(y), data_seed, epoch)
+            if budget is not None:
+                left = budget - (epoch - 1) * steps_per_epoch(len(y), self.cfg.batch_size)
+                if left <= 0:
+                    break
+                order = order[:left * self.cfg.batch_size]
             start = time.perf_counter()
-            loss, acc = self.train_epoch(xt, yt, epoch_order(len(y), data_seed, epoch))
+            loss, acc = self.train_epoch(xt, yt, order)
             val_loss, val_acc, _ = self.evaluate(xv, yv)
             seconds = time.perf_counter() - start
             rows = [{"epoch": epoch, "loss": float(loss[k]), "accuracy": float(acc[k]),

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from initbench.config import InitializerSpec
 from initbench.init import registry as initializers
-from initbench.train.model import INPUT_SHAPE, layer_seed
+from initbench.train.model import INPUT_SHAPE, bias_seed, layer_seed
 from initbench.train.stacked import StackedMLP
 
 POOL = 2
@@ -34,24 +34,29 @@ def stage_sizes(depth: int) -> tuple[int, int]:
 
 
 def build_cnn(channels: int, depth: int, activation: str, spec: InitializerSpec, seed: int,
-              n_classes: int = 10) -> keras.Model:
+              n_classes: int = 10, sigma_b: float = 0.0) -> keras.Model:
     """The study's CNN with ``spec`` on every kernel (conv fans: receptive field x channels, as
-    Keras computes them), zero biases, a distinct seed per layer."""
+    Keras computes them), biases as :func:`initbench.train.model.build_model`'s, a distinct seed
+    per layer."""
     inputs = keras.Input(shape=INPUT_SHAPE, name="image")
     x = keras.layers.Reshape((*INPUT_SHAPE, 1), name="channel")(inputs)
     first, second = stage_sizes(depth)
-    index = 0
+    index, fan_in = 0, 9  # a 3x3 kernel over one input channel
     for n in (first, second):
         for _ in range(n):
             x = keras.layers.Conv2D(
-                channels, 3, padding="same", activation=activation, bias_initializer="zeros",
+                channels, 3, padding="same", activation=activation,
+                bias_initializer=initializers.make_bias(spec.name, fan_in, bias_seed(seed, index),
+                                                        sigma_b),
                 kernel_initializer=initializers.make(spec.name, layer_seed(seed, index), spec.args,
                                                      activation=activation),
                 name=f"conv_{index}")(x)
-            index += 1
+            index, fan_in = index + 1, 9 * channels
         x = keras.layers.MaxPooling2D(POOL, name=f"pool_{index}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(n_classes, activation="softmax", bias_initializer="zeros",
+    x = keras.layers.Dense(n_classes, activation="softmax",
+                           bias_initializer=initializers.make_bias(
+                               spec.name, x.shape[-1], bias_seed(seed, index), sigma_b),
                            kernel_initializer=initializers.make(spec.name, layer_seed(seed, index),
                                                                 spec.args, activation="linear"),
                            name="output")(x)
