@@ -135,8 +135,24 @@ _LITERATURE = (
     ("tanh", "glorot_uniform", "Glorot: tanh activations decay slowly (std last/first)", "ratio"),
     ("relu", "glorot_uniform", "Glorot with ReLU halves E[a^2] per layer (std last/first)", "ratio"),
     ("relu", "he_normal", "He keeps the ReLU activation scale (std last/first)", "ratio"),
-    ("relu", "random_normal", "A fixed small stddev (0.05) vanishes in deep ReLU (std last/first)", "ratio"),
+    ("relu", "standard_uniform", "U(+-1/sqrt(fan_in)) (sigma_w^2 = 1/3) vanishes in deep ReLU "
+     "(std last/first)", "ratio"),
     ("relu", "gaussian_1", "N(0,1) explodes deep ReLU (activation std, last hidden layer)", "last"))
+
+
+def literature_agreement(cell: dict[str, Any], label: str, what: str, confidence: float
+                         ) -> Agreement | None:
+    """A literature statement's claim -- the prediction from ``label``'s nominal variance --
+    against the cell's measurements at init (``what``: saturated, last or ratio); None where the
+    cell lacks the label or the initializer promises no variance."""
+    seeds = _at_init(cell, label)
+    if not seeds:
+        return None
+    _, claim, meas = zip(*seeds, strict=True)
+    if None in claim:
+        return None
+    of, measure, log = _WHAT[what]
+    return agreement([of(x) for x in claim], [measure(d) for d in meas], confidence, log)
 
 
 def _row(name: str, preds: Sequence[theory.Prediction], measured: list[float], what: str,
