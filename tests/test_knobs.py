@@ -105,11 +105,28 @@ def test_the_step_budget_stops_at_exactly_that_many_updates(mnist):
     assert int(stack.optimizer.iterations.numpy()) == 15
 
 
+@pytest.mark.parametrize(("section", "steps", "says"), [
+    (("train",), 10**6, r"train\.steps: got 1000000; allowed: at most train\.epochs x batches "
+                         r"per epoch = 10 x 1688 = 16880"),
+    (("study", "phase"), 200, r"study\.phase\.steps: got 200; allowed: at most study\.phase\.epochs"
+                               r" x batches per epoch = 2 x 79 = 158"),
+])
+def test_a_step_budget_beyond_the_epochs_fails_in_the_config(raw_params, section, steps, says):
+    node = raw_params
+    for k in section:
+        node = node[k]
+    node["steps"] = steps
+    with pytest.raises(ConfigError, match=says):
+        from_dict(raw_params)
+    node["steps"] = 100
+    from_dict(raw_params)
+
+
 def test_a_step_budget_beyond_the_epochs_is_refused_before_training():
     from initbench.train.schedule import epochs_run
 
     cfg = TrainConfig("sgd", 0.01, 0.0, 128, 2, 0, **PLAIN, steps=31)
-    with pytest.raises(ValueError, match=r"train\.steps: got 31; allowed: at most .* = 30"):
+    with pytest.raises(ValueError, match=r"a step budget of 31 updates does not fit 2 epochs x 15"):
         epochs_run(cfg, 15)
     assert epochs_run(TrainConfig("sgd", 0.01, 0.0, 128, 2, 0, **PLAIN, steps=16), 15) == 2
 

@@ -9,7 +9,7 @@ import pytest
 
 from initbench import config
 from initbench.paths import cell_from_stage, stage_of_cell
-from initbench.report import phase, phase_fit, theory
+from initbench.report import phase, phase_figure, phase_fit, theory
 
 
 def test_phase_cells_hold_every_sigma_w_as_an_initializer(raw_params):
@@ -154,5 +154,5 @@ def test_phase_report_gives_each_side_its_constant_and_what_it_tests(raw_params,
     assert "relu vanishing and relu exploding: a scale threshold" in text
     assert ("| 64 | 11.0 (0/2) | 11.0 (0/2) | 11.0 (0/2) | 90.0 (2/2) | 90.0 (2/2) | 90.0 (2/2) "
             "| 90.0 (2/2) | 11.0 (0/2) | 11.0 (0/2) | 11.0 (0/2) |") in text  # tanh
-    phase.figure(_cells(p, _edge(6.0)), p, tmp_path / "phase.png")
+    phase_figure.figure(_cells(p, _edge(6.0)), p, tmp_path / "phase.png")
     assert (tmp_path / "phase.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -271,6 +271,8 @@ def test_report_holds_the_comparison_and_the_study(project):
         for m in results["members"]:
             assert len(m["diagnostics"]["act_std"]) == 1 + 1  # at init + 1 epoch
             assert len(m["diagnostics"]["grad_norm"][0]) == depth + 1  # hidden layers + output
+            assert len(m["init_probes"]["pair_c"]) == depth + 1  # the pairs' correlation per layer
+            assert len(m["layer_jacobian_sv_mean"]) == depth - 1  # layers 2..L
     for stat in ("act_std", "grad_norm", "dead_fraction"):
         with (root / f"reports/diagnostics/{stat}/depth-5-tanh.csv").open() as f:
             rows = list(csv.DictReader(f))
@@ -280,7 +282,16 @@ def test_report_holds_the_comparison_and_the_study(project):
     summary = json.loads((root / "reports/summary.json").read_text())
     assert set(summary) == ({"baseline", "dataset-fashion-mnist"} | {f"depth-{c}" for c in CELLS}
                             | {f"strategy-{s}" for s in STRATEGIES} | {f"conv-{c}" for c in CONV}
-                            | {"synthesis", "strategies", "conv", "phase"})
+                            | {"synthesis", "strategies", "conv", "phase", "reproductions"})
+    # Reproductions: every published claim has a row; the quick profile's depth-5 cells test them
+    rows = {(r["source"], r["claim"]): r for r in summary["reproductions"]}
+    assert {r["source"] for r in rows.values()} >= {
+        "He et al. 2015", "Glorot & Bengio 2010", "Poole et al. 2016", "Pennington et al. 2017",
+        "Hanin & Rolnick 2018", "Saxe et al. 2014", "Keras / PyTorch defaults"}
+    cmap = [r for (src, claim), r in rows.items() if src == "Poole et al. 2016" and "tanh" in claim]
+    assert cmap and all(r["verdict"] in ("reproduced", "not reproduced") for r in cmap)
+    assert "## Reproductions" in report and "| Poole et al. 2016 | the c-map predicts" in report
+    assert "1 - c_L: predicted" in report.split("## 3. Signal propagation")[1]
     assert "Convolutional networks: does He beat Xavier in deeper CNNs?" in report
     assert "### 2 conv layers, relu" in report
     assert '- **relu**: "He beats Xavier in deeper CNNs" **' in report

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from initbench.config import memory
-from initbench.config.cells import cells_of
+from initbench.config.cells import cells_of, check_steps
 from initbench.config.checks import (
     ACTIVATIONS,
     LABEL,
@@ -180,6 +180,7 @@ def from_dict(raw: Any) -> Params:
         initializers=_initializer_map(raw["initializers"], "initializers", [model.activation]),
         study=_section(StudyConfig, study, "study", **grids),
     )
+    check_steps(params)
     memory.check(params)  # every value within its bounds; now does each cell fit?
     return params
 

@@ -6,10 +6,18 @@ A cell is one architecture and optimizer x its initializers x its seeds, trained
 
 from __future__ import annotations
 
+import math
 import types
 from typing import TYPE_CHECKING
 
-from initbench.config.sections import CellConfig, ConvModelConfig, ModelConfig, TrainConfig
+from initbench.config.checks import _fail
+from initbench.config.sections import (
+    CellConfig,
+    ConvModelConfig,
+    ModelConfig,
+    TrainConfig,
+    TrainingSettings,
+)
 from initbench.config.study import sweep_label
 from initbench.paths import cell_name, dataset_cell
 
@@ -60,3 +68,26 @@ def cells_of(params: Params) -> dict[str, CellConfig]:
                                        grid.seeds, grid.train_limit, kind == "conv",
                                        params.data.dataset, sigma_b=grid.sigma_b)
     return out
+
+
+TRAINING_IMAGES = 60_000  # both datasets' training sets (MNIST, Fashion-MNIST)
+
+
+def check_steps(params: Params) -> None:
+    """Every step budget fits its epochs: ``steps`` <= ``epochs`` x batches per epoch of the
+    training split the cell trains on, or fail naming the setting (before any data is read)."""
+    n = params.data.train_limit or TRAINING_IMAGES
+    split = n - math.ceil(n * params.data.val_fraction)  # scikit-learn rounds the validation up
+    st = params.study
+    grids: list[tuple[str, TrainingSettings, int | None, bool]] = [
+        ("train", params.train, None, True),
+        *((f"study.{k}", g, g.train_limit, bool(g.depths))
+          for k, g in (("depth", st.depth), ("conv", st.conv), ("phase", st.phase))),
+        *((v.where, v, st.depth.train_limit, True) for v in st.strategies.variants.values())]
+    for field, s, limit, used in grids:
+        if not used or s.steps is None:
+            continue
+        batches = -(-min(split, limit or split) // s.batch_size)
+        if s.steps > s.epochs * batches:
+            _fail(f"{field}.steps", s.steps, f"at most {field}.epochs x batches per epoch = "
+                  f"{s.epochs} x {batches} = {s.epochs * batches} (raise {field}.epochs)")

@@ -64,12 +64,19 @@ def tolerance_note(confidence: float) -> str:
             "width and the mean-field approximation), contains 0.")
 
 
+def sigma_b2(cell: dict[str, Any]) -> float:
+    """The variance the cell drew its biases with (0: zero biases, also for results before it)."""
+    return float(cell["config"].get("model.sigma_b", 0.0)) ** 2
+
+
 def _at_init(cell: dict[str, Any], label: str) -> list[tuple[Any, ...]]:
     """Per seed of ``label``: (the mean-field prediction from its measured weights, the one from
     its initializer's nominal variances (None: it promises none), its diagnostics at init)."""
     act, widths = cell["activation"], [int(w) for w in cell["config"]["model.hidden"]]
-    return [(theory.from_diagnostics(act, widths, m["diagnostics"]),
-             theory.nominal(act, widths, m["initializer"], m.get("args"), m["diagnostics"]),
+    b2 = sigma_b2(cell)
+    return [(theory.from_diagnostics(act, widths, m["diagnostics"], sigma_b2=b2),
+             theory.nominal(act, widths, m["initializer"], m.get("args"), m["diagnostics"],
+                            sigma_b2=b2),
              {k: v[0] for k, v in m["diagnostics"].items()})
             for m in by_label(cell["members"]).get(label, [])]
 

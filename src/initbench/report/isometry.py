@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from initbench.report import theory
-from initbench.report.checks import effect_text, span, tolerance_note
+from initbench.report.checks import effect_text, sigma_b2, span, tolerance_note
 from initbench.results import by_label
 
 # Pennington et al.'s comparison: orthogonal with gain 1 vs a Gaussian of the same variance.
@@ -55,7 +55,8 @@ def intro() -> str:
 def predicted_mean_sq(cell: dict[str, Any], member: dict[str, Any]) -> float:
     """prod_{l=2..L} sigma_w,l^2 E[phi'(z_l)^2], from the model's own diagnostics at init."""
     widths = [int(w) for w in cell["config"]["model.hidden"]]
-    pred = theory.from_diagnostics(cell["activation"], widths, member["diagnostics"])
+    pred = theory.from_diagnostics(cell["activation"], widths, member["diagnostics"],
+                                   sigma_b2=sigma_b2(cell))
     return pred.jacobian_mean_sq(cell["activation"])
 
 
@@ -105,27 +106,38 @@ def table(cell: dict[str, Any], confidence: float) -> list[str]:
                      f" | {effect_text(a)} | {mark} | {zeros} | {spreads} "
                      f"| {max(x['jacobian_sv_percentiles'][100] for x in members):.3g} |")
     lines += ["", tolerance_note(confidence)]
-    labels = by_label(cell["members"])
     if cell["activation"] == "relu":
         lines += ["", "ReLU: no weight distribution gives isometry (Pennington et al. 2017): for "
                   "each input about half the units of every layer are off, so J is rank-deficient: "
                   "the zero singular values above are exact zeros, seen through round-off; the mean "
                   "square is still what theory predicts."]
-    elif ORTHOGONAL in labels and GAUSSIAN in labels:
-        o = [spread(x, width) for x in labels[ORTHOGONAL]]
-        g = [spread(x, width) for x in labels[GAUSSIAN]]
-        oz = max(zero_share(x, width)[0] for x in labels[ORTHOGONAL])
-        gz = min(zero_share(x, width)[0] for x in labels[GAUSSIAN])
-        holds = all(map(math.isfinite, o + g)) and max(o) < min(g) and oz <= gz
-        lines += ["", f"{'✓' if holds else '✗'} Orthogonal weights (gain 1) keep J's spectrum "
+    elif (held := orthogonal_narrower(cell)) is not None:
+        lines += ["", f"{'✓' if held[0] else '✗'} Orthogonal weights (gain 1) keep J's spectrum "
                   f"narrower than Gaussian weights of the same variance ({GAUSSIAN}) at depth "
-                  f"{depth} (Pennington et al. 2017): spread p95/p5 of the non-zero singular values "
-                  f"{min(o):.3g}-{max(o):.3g} vs {min(g):.3g}-{max(g):.3g} over the seeds -- "
+                  f"{depth} (Pennington et al. 2017): {held[1]} -- "
                   + ("holds (every orthogonal seed narrower than every Gaussian one, with no more "
-                     "zero singular values)." if holds
+                     "zero singular values)." if held[0]
                      else "does not hold here (the ranges overlap or reverse, or a spread is not "
                      "resolved).")]
     return lines
+
+
+def orthogonal_narrower(cell: dict[str, Any]) -> tuple[bool, str] | None:
+    """Pennington et al.'s claim on a tanh cell: (whether every orthogonal seed's spread p95/p5 is
+    below every Gaussian seed's, with no more zero singular values; the ranges as text); None
+    without both initializers or for ReLU (no isometry at all)."""
+    labels, width = by_label(cell["members"]), int(cell["config"]["model.hidden"][-1])
+    if cell["activation"] == "relu" or ORTHOGONAL not in labels or GAUSSIAN not in labels:
+        return None
+    if labels[ORTHOGONAL][0].get("jacobian_sv_percentiles") is None:
+        return None
+    o = [spread(x, width) for x in labels[ORTHOGONAL]]
+    g = [spread(x, width) for x in labels[GAUSSIAN]]
+    oz = max(zero_share(x, width)[0] for x in labels[ORTHOGONAL])
+    gz = min(zero_share(x, width)[0] for x in labels[GAUSSIAN])
+    holds = all(map(math.isfinite, o + g)) and max(o) < min(g) and oz <= gz
+    return holds, (f"spread p95/p5 of the non-zero singular values {min(o):.3g}-{max(o):.3g} vs "
+                   f"{min(g):.3g}-{max(g):.3g} over the seeds")
 
 
 def figure(cells: dict[str, dict[str, Any]], path: Path) -> None:

@@ -26,6 +26,8 @@ from initbench.report import (
     isometry,
     markdown,
     phase,
+    phase_figure,
+    reproductions,
     strategies,
     tracked,
 )
@@ -91,13 +93,15 @@ def write_report(params: Params, cells_dir: Path, out_dir: Path, root: Path) -> 
                                             fig_dir / "accuracy_vs_conv_depth.png", "conv layers",
                                             confidence=conf)
         if params.study.phase.depths:
-            phase.figure(every, params.study.phase, fig_dir / "phase_diagram.png")
+            phase_figure.figure(every, params.study.phase, fig_dir / "phase_diagram.png")
         diag_plots.write(cells, tmp / "diagnostics")
         tracked.write(cells["baseline"], tmp)
         syn = answer.syntheses(params, summary)
         sections = sections_of(params, every)
         text = answer.answer(params, summary, syn, {k: v["answer"] for k, v in sections.items()})
-        (tmp / "report.md").write_text(markdown.markdown(params, every, tables, summary, text, syn))
+        reproduced = sections["Reproductions"]["verdicts"]
+        (tmp / "report.md").write_text(markdown.markdown(params, every, tables, summary, text, syn,
+                                                         reproduced))
         record = {**summary, "synthesis": syn, **{v["key"]: v["verdicts"] for v in sections.values()}}
         (tmp / "summary.json").write_text(json.dumps(record, indent=1) + "\n")
     try:
@@ -119,10 +123,14 @@ def sections_of(params: Params, cells: dict[str, Any]) -> dict[str, dict[str, An
         res = strategies.summary(cells, st.strategies, conf, st.deep_equivalence_margin)
         out["Optimization strategies"] = {"key": "strategies", "answer": strategies.answer(res),
                                           "verdicts": res}
+    phase_res = None
     if st.phase.depths:
-        res = phase.summary(cells, st.phase, conf)
+        res = phase_res = phase.summary(cells, st.phase, conf)
         out["The phase diagram"] = {"key": "phase", "answer": phase.answer(res), "verdicts": res}
     if st.conv.depths:
         res = conv.summary(cells, st.conv, conf, st.deep_equivalence_margin)
         out["CNNs across depth"] = {"key": "conv", "answer": conv.answer(res), "verdicts": res}
+    res = reproductions.rows(params, cells, phase_res, conf)
+    out["Reproductions"] = {"key": "reproductions", "answer": reproductions.answer(res),
+                            "verdicts": res}
     return out

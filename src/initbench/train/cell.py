@@ -103,7 +103,7 @@ def diverged(history: Sequence[dict[str, float]], final_accuracy: float | None =
     """Loss became NaN/inf, or training accuracy stayed at chance: the last epoch's mean, or
     ``final_accuracy`` (measured after the last update) where there is one."""
     last = history[-1]["accuracy"] if final_accuracy is None else final_accuracy
-    return not all(math.isfinite(r["loss"]) for r in history) or last < CHANCE_ACCURACY
+    return bool(not all(math.isfinite(r["loss"]) for r in history) or last < CHANCE_ACCURACY)
 
 
 def confusion(y: np.ndarray, pred: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:

@@ -39,13 +39,12 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
 
 def epochs_run(cfg: TrainingSettings, steps_per_epoch: int) -> int:
     """The epochs a model trains: ``cfg.epochs``, or as many as its step budget needs (the last
-    one cut short); a budget that ``cfg.epochs`` cannot hold is an error naming the setting."""
+    one cut short); a budget that ``cfg.epochs`` cannot hold is an error."""
     if cfg.steps is None:
         return cfg.epochs
-    if cfg.steps > cfg.epochs * steps_per_epoch:
-        raise ValueError(f"params: {cfg.prefix}.steps: got {cfg.steps}; allowed: at most "
-                         f"{cfg.prefix}.epochs x batches per epoch = {cfg.epochs} x "
-                         f"{steps_per_epoch} = {cfg.epochs * steps_per_epoch} (raise epochs)")
+    if cfg.steps > cfg.epochs * steps_per_epoch:  # the config checks this; a direct call may not
+        raise ValueError(f"a step budget of {cfg.steps} updates does not fit {cfg.epochs} epochs x "
+                         f"{steps_per_epoch} batches = {cfg.epochs * steps_per_epoch}")
     return -(-cfg.steps // steps_per_epoch)
 
 
