@@ -15,10 +15,10 @@ from initbench.report.phase import (
     EDGE,
     SIDES,
     Cells,
+    accuracy_key,
     biases_text,
     fits,
     grid,
-    measure_name,
     side,
     xi,
 )
@@ -30,7 +30,7 @@ def figure(cells: Cells, phase: PhaseConfig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     g, fitted = grid(cells, phase), fits(cells, phase)
-    fig, axes = plt.subplots(1, len(phase.activations), figsize=(6 * len(phase.activations), 4.6),
+    fig, axes = plt.subplots(1, len(phase.activations), figsize=(7 * len(phase.activations), 5),
                              squeeze=False)
     fine = np.linspace(min(phase.sigma_w), max(phase.sigma_w), 120)
     top = max(phase.depths) * 1.5
@@ -60,8 +60,9 @@ def figure(cells: Cells, phase: PhaseConfig, path: Path) -> None:
         ax.set(xlabel=f"sigma_w (weights N(0, sigma_w^2 / {phase.mode}), biases {biases_text(phase)})",
                ylabel="hidden layers", title=act)
         ax.legend(fontsize=8, loc="upper right")
-        fig.colorbar(sc, ax=ax, label=measure_name(cells, phase))
-    fig.suptitle("Trainability phase diagram (red edge: fewer than half of the seeds trained)")
+        fig.colorbar(sc, ax=ax, label="training accuracy (every training image)"
+                     if accuracy_key(cells, phase) == "train_accuracy" else "test accuracy")
+    fig.suptitle("Trainability (red edge: fewer than half of the seeds trained)", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -201,5 +201,5 @@ def answer(table: list[dict[str, str]]) -> str:
     done = [r for r in table if not r["verdict"].startswith(("n/a", "inconclusive", "untested"))]
     held = sum(r["verdict"] == "reproduced" for r in done)
     return (f"{held} of the {len(done)} published claims tested here reproduced"
-            + (f" ({len(table) - len(done)} more not testable in this run)"
+            + (f" ({len(table) - len(done)} more undecided or not testable in this run)"
                if len(table) > len(done) else "") + ".")
