@@ -103,10 +103,10 @@ def test_an_alias_in_an_override_is_refused():
 
 # --- memory --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("overrides, says", [
-    (["study.seeds=1000000000"], "cell baseline: model.hidden [128] x 10 initializers x 1000000000 "
-                                 "seeds needs at least ~38,148 GiB: "),
+    (["study.seeds=1000000000"], "cell baseline: model.hidden [128] x 11 initializers x 1000000000 "
+                                 "seeds needs at least ~41,963 GiB: "),
     (["model.hidden=[" + ", ".join(["65536"] * 100) + "]"],
-     "cell baseline: model.hidden [65536, 65536, ... 100 widths] x 10 initializers x 8 seeds "
+     "cell baseline: model.hidden [65536, 65536, ... 100 widths] x 11 initializers x 8 seeds "
      "needs at least ~"),
     (["study.depth.width=65536", "study.depth.depths=[100]", "study.strategies.variants={}"],
      "cell depth-100-relu: 100 hidden layers of 65536 x 9 initializers x 6 seeds needs at least ~"),
@@ -131,7 +131,7 @@ def test_the_issues_oversized_model_is_refused_where_it_cannot_fit(project):
     if weights < memory.machine_bytes():
         pytest.skip("this machine has the memory for it")
     line = one_line(initbench(project, "validate"))
-    assert ("cell baseline: model.hidden [65536, 65536] x 10 initializers x 8 seeds needs at least "
+    assert ("cell baseline: model.hidden [65536, 65536] x 11 initializers x 8 seeds needs at least "
             "~81.6 GiB: 81 GiB for the weights, gradients and adam state of 1 model(s) at a time, "
             "0.25 GiB for the activations of study.diagnostics_batch 512") in line
 

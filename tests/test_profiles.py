@@ -26,7 +26,7 @@ def applied(tmp_path, name: str) -> config.Params:
 
 
 def test_the_profiles():
-    assert PROFILES == ["conv", "full", "long", "quick"]
+    assert PROFILES == ["conv", "full", "long", "quick", "schoenholz"]
 
 
 @pytest.mark.parametrize("name", PROFILES)
