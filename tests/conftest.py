@@ -89,6 +89,14 @@ def project_params(where: Path, profile: str | None = None) -> Path:
     return where / "params.yaml"
 
 
+def set_param(raw: dict, path: tuple[str, ...], value) -> None:
+    """Set the nested params key ``path`` (e.g. ("study", "phase", "mode")) to ``value``."""
+    node = raw
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+
+
 def rejects_study_section(raw: dict, section: str, value, says: str) -> None:
     """``study.<section>: value`` fails validation with an error containing ``says``."""
     from initbench.config import ConfigError, from_dict

@@ -16,7 +16,7 @@ from initbench.init import registry
 from initbench.train.model import build_model
 from initbench.train.stacked import StackedMLP
 
-from .conftest import PLAIN, spec
+from .conftest import PLAIN, set_param, spec
 
 WIDE = ModelConfig((3000, 3000), "tanh")  # 3000 biases per hidden layer: tight moment tests
 
@@ -82,10 +82,7 @@ def test_sigma_b_and_an_initializer_with_its_own_bias_cannot_share_a_cell(raw_pa
     (("study", "phase", "sigma_b"), -1.0, r"study\.phase\.sigma_b: got -1\.0"),
 ])
 def test_bad_knobs_get_one_line(raw_params, key, value, says):
-    node = raw_params
-    for k in key[:-1]:
-        node = node[k]
-    node[key[-1]] = value
+    set_param(raw_params, key, value)
     with pytest.raises(ConfigError, match=says) as err:
         from_dict(raw_params)
     assert "\n" not in str(err.value)
@@ -112,13 +109,10 @@ def test_the_step_budget_stops_at_exactly_that_many_updates(mnist):
                                r" x batches per epoch = 2 x 79 = 158"),
 ])
 def test_a_step_budget_beyond_the_epochs_fails_in_the_config(raw_params, section, steps, says):
-    node = raw_params
-    for k in section:
-        node = node[k]
-    node["steps"] = steps
+    set_param(raw_params, (*section, "steps"), steps)
     with pytest.raises(ConfigError, match=says):
         from_dict(raw_params)
-    node["steps"] = 100
+    set_param(raw_params, (*section, "steps"), 100)
     from_dict(raw_params)
 
 
